@@ -29,10 +29,10 @@ export class MemoryBackend implements Backend {
     for (const { digest, data } of blobs) if (!this.blobs.has(digest)) this.blobs.set(digest, data.slice());
   }
   async readRefs(): Promise<RefsDoc> {
-    return structuredClone(this.refs);
+    return JSON.parse(JSON.stringify(this.refs)) as RefsDoc;
   }
   async writeRefs(refs: RefsDoc): Promise<void> {
-    this.refs = structuredClone(refs);
+    this.refs = JSON.parse(JSON.stringify(refs)) as RefsDoc;
   }
   async listBlobs() {
     return [...this.blobs].map(([digest, d]) => ({ digest, size: d.length }));

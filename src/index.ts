@@ -1,0 +1,23 @@
+/**
+ * layerbox core: host-neutral. Layers, images, the copy-on-write overlay,
+ * boxes, diff and commit over any storage backend.
+ */
+export { Errno, FsError, LayerboxError, errnoName } from './errno.js';
+export { type Digest, type Hasher, defaultHasher, digestOf, isDigest, shortDigest } from './digest.js';
+export { DEFAULT_CHUNK_SIZE, type LayerEntry, type LayerTable, decodeLayer, encodeLayer } from './layer.js';
+export { type ImageConfig, type ImageManifest, type HistoryEntry, parseTag } from './image.js';
+export { LayerBuilder, type EntryMeta } from './builder.js';
+export { Overlay, FileHandle, type Stat, type DirEntry, type FileType, type OpenOptions, type OverlayOptions } from './overlay/overlay.js';
+export { type Change } from './overlay/diff.js';
+export { Box } from './box.js';
+export { Store, type StoreOptions, type ImageInfo, type HistoryRow, type BoxInfo, type ImportOptions, type FsckReport } from './store/store.js';
+export { type Backend, type BoxRecord, type RefsDoc, type BlobProblem, type BackendStats, Mutex, emptyRefs } from './store/backend.js';
+export { MemoryBackend } from './store/memory.js';
+
+import { Store, type StoreOptions } from './store/store.js';
+import { MemoryBackend } from './store/memory.js';
+
+/** A store kept in memory (tests, ephemeral runs). */
+export function memoryStore(opts: StoreOptions = {}): Store {
+  return new Store(new MemoryBackend(opts.hasher), opts);
+}

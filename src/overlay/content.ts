@@ -1,0 +1,113 @@
+import type { Digest } from '../digest.js';
+import { LayerboxError } from '../errno.js';
+import type { Chunk, FileNode } from './nodes.js';
+
+/**
+ * Chunked file content. Chunk k covers bytes [k*size, min((k+1)*size, fileSize)).
+ * A write replaces only the chunks it touches; the others stay shared with
+ * the lower layer (copy-up is metadata only).
+ */
+export class FileContent {
+  constructor(readonly chunkSize: number, private readChunk: (d: Digest) => Uint8Array) {}
+
+  private covered(size: number, k: number): number {
+    return Math.max(0, Math.min(this.chunkSize, size - k * this.chunkSize));
+  }
+
+  /** The bytes of chunk k as stored (read-only). */
+  chunkData(f: FileNode, k: number, size = f.size): Uint8Array {
+    const c: Chunk | undefined = f.chunks[k];
+    const len = this.covered(size, k);
+    if (c === null || c === undefined) return new Uint8Array(len);
+    if (c instanceof Uint8Array) return c;
+    const data = this.readChunk(c);
+    if (data.length !== len) throw new LayerboxError(`chunk ${c} has ${data.length} bytes where ${len} were expected`);
+    return data;
+  }
+
+  /** Chunk k as bytes this file owns (copied out of the shared chunk on first write). */
+  private own(f: FileNode, k: number): Uint8Array {
+    const c = f.chunks[k];
+    if (c instanceof Uint8Array) return c;
+    const out = new Uint8Array(this.covered(f.size, k));
+    if (c) out.set(this.chunkData(f, k));
+    f.chunks[k] = out;
+    return out;
+  }
+
+  /** Changes the covered length of chunk k from its length under `oldSize` to `f.size`. */
+  private resizeChunk(f: FileNode, k: number, oldSize: number): void {
+    const c = f.chunks[k];
+    if (c === null || c === undefined) return;
+    const old = this.chunkData(f, k, oldSize);
+    const out = new Uint8Array(this.covered(f.size, k));
+    out.set(old.subarray(0, out.length));
+    f.chunks[k] = out;
+  }
+
+  setSize(f: FileNode, size: number): void {
+    const cs = this.chunkSize;
+    const old = f.size;
+    if (size === old) return;
+    const n = Math.ceil(size / cs);
+    if (size < old) {
+      f.chunks.length = n;
+      f.size = size;
+      if (n > 0 && size % cs) this.resizeChunk(f, n - 1, old);
+    } else {
+      const lastOld = Math.ceil(old / cs) - 1;
+      f.size = size;
+      if (lastOld >= 0 && old % cs) this.resizeChunk(f, lastOld, old);
+      while (f.chunks.length < n) f.chunks.push(null);
+    }
+  }
+
+  read(f: FileNode, offset: number, length: number): Uint8Array {
+    const end = Math.min(f.size, offset + length);
+    if (offset >= end) return new Uint8Array(0);
+    const cs = this.chunkSize;
+    const first = Math.floor(offset / cs), last = Math.floor((end - 1) / cs);
+    if (first === last) return this.chunkData(f, first).slice(offset - first * cs, end - first * cs);
+    const out = new Uint8Array(end - offset);
+    for (let k = first; k <= last; k++) {
+      const data = this.chunkData(f, k);
+      const from = Math.max(offset, k * cs), to = Math.min(end, (k + 1) * cs);
+      out.set(data.subarray(from - k * cs, to - k * cs), from - offset);
+    }
+    return out;
+  }
+
+  write(f: FileNode, offset: number, data: Uint8Array): void {
+    if (!data.length) return;
+    const end = offset + data.length;
+    if (end > f.size) this.setSize(f, end);
+    const cs = this.chunkSize;
+    for (let k = Math.floor(offset / cs); k <= Math.floor((end - 1) / cs); k++) {
+      const buf = this.own(f, k);
+      const from = Math.max(offset, k * cs), to = Math.min(end, (k + 1) * cs);
+      buf.set(data.subarray(from - offset, to - offset), from - k * cs);
+    }
+  }
+}
+
+/** True when every byte is zero (such chunks are stored as holes). */
+export function isZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i]) return false;
+  return true;
+}
+
+/** Splits bytes into chunks of `chunkSize`, zeros as holes, the rest as (digest, bytes). */
+export function splitChunks(data: Uint8Array, chunkSize: number, digest: (b: Uint8Array) => Digest): { chunks: (Digest | null)[]; blobs: Map<Digest, Uint8Array> } {
+  const chunks: (Digest | null)[] = [];
+  const blobs = new Map<Digest, Uint8Array>();
+  for (let o = 0; o < data.length; o += chunkSize) {
+    const piece = data.subarray(o, Math.min(data.length, o + chunkSize));
+    if (isZero(piece)) chunks.push(null);
+    else {
+      const d = digest(piece);
+      chunks.push(d);
+      blobs.set(d, piece);
+    }
+  }
+  return { chunks, blobs };
+}

@@ -1,0 +1,680 @@
+import type { Digest } from '../digest.js';
+import { fsError } from '../errno.js';
+import { NAME_MAX, PATH_MAX, checkName, joinPath, parentOf } from '../path.js';
+import { FileContent } from './content.js';
+import { utf8, utf8Length } from '../text.js';
+import { type DirNode, type FileNode, type Leaf, type Meta, type Node, type SymlinkNode, UPPER, UPPER_INO_BASE, WHITEOUT, newDir } from './nodes.js';
+import { type LowerLayer, type UpperState, emptyUpper } from './tree.js';
+
+/** What the engine needs from its host: chunk reads (synchronous) and a clock. */
+export interface OverlayOptions {
+  chunkSize: number;
+  readChunk: (digest: Digest) => Uint8Array;
+  /** Nanoseconds since the epoch. */
+  clock: () => bigint;
+}
+
+export type FileType = 'file' | 'dir' | 'symlink';
+
+export interface Stat {
+  ino: number;
+  type: FileType;
+  /** Permission bits (0o7777). */
+  mode: number;
+  nlink: number;
+  size: number;
+  uid: number;
+  gid: number;
+  atime: bigint;
+  mtime: bigint;
+  ctime: bigint;
+}
+
+export interface DirEntry {
+  name: string;
+  type: FileType;
+  ino: number;
+}
+
+export interface OpenOptions {
+  create?: boolean;
+  exclusive?: boolean;
+  truncate?: boolean;
+  /** Follow a symlink in the last component (default true). */
+  follow?: boolean;
+  mode?: number;
+}
+
+/** A merged directory as seen while walking: its sources top-down (an upper node first if it has one). */
+interface MDir {
+  sources: DirNode[];
+  parent: MDir | null;
+  name: string;
+  /** Stored path in the merged view. */
+  path: string;
+  /** Path of this directory in the namespace of the topmost lower layer. */
+  lowerPath: string;
+}
+
+type Found = { dir: MDir; leaf?: undefined } | { leaf: Leaf; dir?: undefined };
+
+interface Resolved {
+  /** Null only for the root itself. */
+  parent: MDir | null;
+  name: string;
+  path: string;
+  found: Found | null;
+}
+
+/** Lookup result inside one list of sources. */
+type Hit = { dirs: DirNode[]; leaf?: undefined } | { leaf: Leaf; dirs?: undefined } | null;
+
+const MAX_SYMLINKS = 40;
+
+/**
+ * The merged copy-on-write view of lower layers under one writable upper.
+ * Synchronous and pure: storage reaches it only through `readChunk`; the
+ * upper lives in memory until the box flushes it.
+ */
+export class Overlay {
+  readonly upper: UpperState;
+  readonly content: FileContent;
+  /** Lower leaves that were copied up, by inode: every later lookup of them lands on the copy. */
+  private copies = new Map<number, Leaf>();
+  private redirectCache = new Map<string, DirNode[]>();
+
+  constructor(readonly lowers: readonly LowerLayer[], upper: UpperState = emptyUpper(), readonly opts: OverlayOptions) {
+    this.upper = upper;
+    this.content = new FileContent(opts.chunkSize, opts.readChunk);
+    if (upper.nextIno < UPPER_INO_BASE) upper.nextIno = UPPER_INO_BASE;
+    if (upper.root) this.indexCopies(upper.root);
+    else if (!lowers.length) {
+      const t = opts.clock();
+      upper.root = newDir(UPPER, upper.nextIno++, { mode: 0o755, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, null, '');
+    }
+  }
+
+  private indexCopies(dir: DirNode): void {
+    for (const n of dir.children.values()) {
+      if (n.kind === 'dir') this.indexCopies(n);
+      else if (n.kind !== 'whiteout' && n.ino < UPPER_INO_BASE) this.copies.set(n.ino, n);
+    }
+  }
+
+  // ---- lookup -------------------------------------------------------------
+
+  private lowerRoots(below: number): DirNode[] {
+    const out: DirNode[] = [];
+    for (let i = Math.min(below, this.lowers.length) - 1; i >= 0; i--) {
+      const r = this.lowers[i]!.root;
+      out.push(r);
+      if (r.opaque) break;
+    }
+    return out;
+  }
+
+  /** Looks `name` up in a list of directory sources, top-down: whiteouts hide, opaque dirs and redirects stop the union. */
+  private childIn(sources: readonly DirNode[], name: string, mapCopies: boolean): Hit {
+    let dirs: DirNode[] | null = null;
+    for (const src of sources) {
+      const e = src.children.get(name);
+      if (!e) continue;
+      if (e.kind === 'whiteout') break;
+      if (e.kind !== 'dir') {
+        if (dirs) break;
+        const leaf = mapCopies && e.layer !== UPPER ? this.copies.get(e.ino) ?? e : e;
+        return { leaf };
+      }
+      (dirs ??= []).push(e);
+      if (e.opaque) break;
+      if (e.redirect !== null) {
+        dirs.push(...this.redirectSources(e.layer, e.redirect));
+        break;
+      }
+    }
+    return dirs ? { dirs } : null;
+  }
+
+  /** Sources of directory `path` in the layers below `layer` (lower layers never change, so this is cached). */
+  private redirectSources(layer: number, path: string): DirNode[] {
+    const key = `${layer}\0${path}`;
+    let s = this.redirectCache.get(key);
+    if (!s) {
+      s = this.lowerRoots(layer);
+      for (const c of path.split('/')) {
+        const hit = this.childIn(s, c, false);
+        s = hit?.dirs ?? [];
+        if (!s.length) break;
+      }
+      this.redirectCache.set(key, s);
+    }
+    return s;
+  }
+
+  private rootDir(): MDir {
+    const sources = this.lowerRoots(this.lowers.length);
+    if (this.upper.root) sources.unshift(this.upper.root);
+    if (this.upper.root?.opaque) sources.length = 1;
+    return { sources, parent: null, name: '', path: '', lowerPath: '' };
+  }
+
+  private childDir(parent: MDir, name: string, dirs: DirNode[]): MDir {
+    const top = dirs[0]!;
+    const lowerPath = top.layer === UPPER && top.redirect !== null ? top.redirect : joinPath(parent.lowerPath, name);
+    return { sources: dirs, parent, name, path: joinPath(parent.path, name), lowerPath };
+  }
+
+  private lookup(dir: MDir, name: string): Found | null {
+    const hit = this.childIn(dir.sources, name, true);
+    if (!hit) return null;
+    return hit.leaf ? { leaf: hit.leaf } : { dir: this.childDir(dir, name, hit.dirs) };
+  }
+
+  /**
+   * Resolves a guest path inside the root: absolute symlink targets mean the
+   * root, `..` stops at the root, more than 40 symlinks give ELOOP.
+   */
+  private resolve(path: string, follow: boolean): Resolved {
+    if (path.includes('\0')) throw fsError('INVAL', `path contains a NUL byte`);
+    if (path.length > PATH_MAX) throw fsError('NAMETOOLONG', `path longer than ${PATH_MAX}`);
+    const root = this.rootDir();
+    let cur = root;
+    let rest = path.split('/').reverse();
+    let mustBeDir = path.endsWith('/');
+    let links = 0;
+    const expand = (target: string, from: MDir): MDir => {
+      if (++links > MAX_SYMLINKS) throw fsError('LOOP', `too many symbolic links in ${path}`);
+      if (target === '') throw fsError('NOENT', `empty symlink target in ${path}`);
+      rest.push(...target.split('/').reverse());
+      if (target.endsWith('/')) mustBeDir = true;
+      return target.startsWith('/') ? root : from;
+    };
+    for (;;) {
+      while (rest.length && (rest[rest.length - 1] === '' || rest[rest.length - 1] === '.')) rest.pop();
+      const c = rest.pop();
+      if (c === undefined) return { parent: cur.parent, name: cur.name, path: cur.path, found: { dir: cur } };
+      if (c === '..') {
+        cur = cur.parent ?? cur;
+        continue;
+      }
+      if (utf8Length(c) > NAME_MAX) throw fsError('NAMETOOLONG', `name longer than ${NAME_MAX} bytes: ${c.slice(0, 40)}...`);
+      while (rest.length && (rest[rest.length - 1] === '' || rest[rest.length - 1] === '.')) rest.pop();
+      const last = rest.length === 0;
+      const f = this.lookup(cur, c);
+      if (!last) {
+        if (!f) throw fsError('NOENT', `no such file or directory: ${joinPath(cur.path, c)}`);
+        if (f.dir) cur = f.dir;
+        else if (f.leaf.kind === 'symlink') cur = expand(f.leaf.target, cur);
+        else throw fsError('NOTDIR', `not a directory: ${joinPath(cur.path, c)}`);
+        continue;
+      }
+      if (f?.leaf?.kind === 'symlink' && (follow || mustBeDir)) {
+        cur = expand(f.leaf.target, cur);
+        continue;
+      }
+      if (mustBeDir && f?.leaf) throw fsError('NOTDIR', `not a directory: ${joinPath(cur.path, c)}`);
+      return { parent: cur, name: c, path: joinPath(cur.path, c), found: f };
+    }
+  }
+
+  private existing(path: string, follow: boolean): Resolved & { found: Found } {
+    const r = this.resolve(path, follow);
+    if (!r.found) throw fsError('NOENT', `no such file or directory: /${r.path}`);
+    return r as Resolved & { found: Found };
+  }
+
+  /** Whether the lower layers (under the parent's upper node) hold something at `name`. */
+  private lowerHas(parent: MDir, name: string): boolean {
+    const lower = parent.sources[0]?.layer === UPPER ? parent.sources.slice(1) : parent.sources;
+    return this.childIn(lower, name, false) !== null;
+  }
+
+  // ---- copy-up --------------------------------------------------------------
+
+  private now(): bigint {
+    return this.opts.clock();
+  }
+
+  /** The directory's upper node, creating it (and its ancestors') with the lower metadata: a metadata-only copy-up. */
+  private upperDir(d: MDir): DirNode {
+    const top = d.sources[0];
+    if (top?.layer === UPPER) return top;
+    let node: DirNode;
+    if (!d.parent) {
+      node = newDir(UPPER, top!.ino, { ...top!.meta }, null, '');
+      this.upper.root = node;
+    } else {
+      const p = this.upperDir(d.parent);
+      const existing = p.children.get(d.name);
+      if (existing?.kind === 'dir') node = existing;
+      else {
+        node = newDir(UPPER, top!.ino, { ...top!.meta }, p, d.name);
+        p.children.set(d.name, node);
+      }
+    }
+    d.sources.unshift(node);
+    return node;
+  }
+
+  private pathOfUpper(d: DirNode): string | null {
+    const names: string[] = [];
+    for (let n: DirNode | null = d; n !== this.upper.root; n = n.parent) {
+      if (!n || !n.parent) return null;
+      names.push(n.name);
+    }
+    return names.reverse().join('/');
+  }
+
+  /** Maps a path of lower layer `layer` to the merged view through the redirects of the layers above it. */
+  private toMerged(layer: number, path: string): string | null {
+    const apply = (p: string, find: (origin: string) => string | null | undefined): string | null => {
+      const comps = p.split('/');
+      for (let k = comps.length; k > 0; k--) {
+        const to = find(comps.slice(0, k).join('/'));
+        if (to !== undefined) return to === null ? null : [to, ...comps.slice(k)].filter((s) => s !== '').join('/');
+      }
+      return p;
+    };
+    let p: string | null = path;
+    for (let j = layer + 1; j < this.lowers.length && p !== null; j++) p = apply(p, (o) => this.lowers[j]!.redirects.get(o));
+    if (p === null) return null;
+    return apply(p, (o) => {
+      const d = this.upper.redirects.get(o);
+      return d ? this.pathOfUpper(d) : undefined;
+    });
+  }
+
+  /**
+   * Copies a lower leaf up, metadata only: the copy shares the lower chunks.
+   * A hard-link group is copied together: every merged name of the lower
+   * inode gets the copy, so the group keeps its identity.
+   */
+  private copyUp(leaf: Leaf): Leaf {
+    if (leaf.layer === UPPER) return leaf;
+    const done = this.copies.get(leaf.ino);
+    if (done) return done;
+    const copy = cloneLeaf(leaf);
+    for (const p of leaf.paths) {
+      const m = this.toMerged(leaf.layer, p);
+      if (m === null || m === '') continue;
+      let r: Resolved;
+      try {
+        r = this.resolve(m, false);
+      } catch {
+        continue;
+      }
+      if (r.found?.leaf !== leaf || !r.parent) continue;
+      this.upperDir(r.parent).children.set(r.name, copy);
+      copy.nlink++;
+    }
+    this.copies.set(leaf.ino, copy);
+    return copy;
+  }
+
+  private writableFile(leaf: Leaf): FileNode {
+    const u = this.copyUp(leaf);
+    if (u.kind !== 'file') throw fsError('INVAL', 'not a regular file');
+    return u;
+  }
+
+  // ---- reading ----------------------------------------------------------------
+
+  private nodeOf(f: Found): Leaf | DirNode {
+    return f.leaf ?? f.dir.sources[0]!;
+  }
+
+  private statOf(f: Found): Stat {
+    if (f.leaf) {
+      const l = f.leaf;
+      const size = l.kind === 'file' ? l.size : utf8Length(l.target);
+      return { ino: l.ino, type: l.kind, mode: l.meta.mode, nlink: l.nlink, size, uid: l.meta.uid, gid: l.meta.gid, atime: l.meta.atime, mtime: l.meta.mtime, ctime: l.meta.ctime };
+    }
+    const d = f.dir.sources[0]!;
+    let subdirs = 0;
+    for (const e of this.list(f.dir)) if (e.type === 'dir') subdirs++;
+    return { ino: d.ino, type: 'dir', mode: d.meta.mode, nlink: 2 + subdirs, size: 4096, uid: d.meta.uid, gid: d.meta.gid, atime: d.meta.atime, mtime: d.meta.mtime, ctime: d.meta.ctime };
+  }
+
+  stat(path: string, follow = true): Stat {
+    return this.statOf(this.existing(path, follow).found);
+  }
+
+  lstat(path: string): Stat {
+    return this.stat(path, false);
+  }
+
+  exists(path: string, follow = true): boolean {
+    try {
+      return this.resolve(path, follow).found !== null;
+    } catch {
+      return false;
+    }
+  }
+
+  private list(d: MDir): DirEntry[] {
+    const names = new Set<string>();
+    for (const s of d.sources) for (const n of s.children.keys()) names.add(n);
+    const out: DirEntry[] = [];
+    for (const name of [...names].sort()) {
+      const hit = this.childIn(d.sources, name, true);
+      if (!hit) continue;
+      if (hit.leaf) out.push({ name, type: hit.leaf.kind, ino: hit.leaf.ino });
+      else out.push({ name, type: 'dir', ino: hit.dirs[0]!.ino });
+    }
+    return out;
+  }
+
+  /** The merged entries of a directory, sorted by name (a stable order: resume after a name with `after`). */
+  readdir(path: string, after?: string): DirEntry[] {
+    const r = this.existing(path, true);
+    if (!r.found.dir) throw fsError('NOTDIR', `not a directory: /${r.path}`);
+    const all = this.list(r.found.dir);
+    return after === undefined ? all : all.filter((e) => e.name > after);
+  }
+
+  readlink(path: string): string {
+    const r = this.existing(path, false);
+    if (r.found.leaf?.kind !== 'symlink') throw fsError('INVAL', `not a symbolic link: /${r.path}`);
+    return r.found.leaf.target;
+  }
+
+  /** Opens a file; the handle stays valid across renames and copy-ups. */
+  open(path: string, o: OpenOptions = {}): FileHandle {
+    const r = this.resolve(path, o.follow ?? true);
+    if (r.found && o.create && o.exclusive) throw fsError('EXIST', `file exists: /${r.path}`);
+    let leaf: Leaf;
+    if (!r.found) {
+      if (!o.create) throw fsError('NOENT', `no such file or directory: /${r.path}`);
+      if (!r.parent) throw fsError('ISDIR', 'is a directory: /');
+      const t = this.now();
+      const node: FileNode = { kind: 'file', ino: this.upper.nextIno++, meta: { mode: (o.mode ?? 0o644) & 0o7777, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, layer: UPPER, size: 0, chunks: [], nlink: 1, paths: [] };
+      this.place(r.parent, r.name, node);
+      leaf = node;
+    } else if (r.found.dir) {
+      throw fsError('ISDIR', `is a directory: /${r.path}`);
+    } else {
+      leaf = r.found.leaf;
+      if (leaf.kind === 'symlink') throw fsError('LOOP', `is a symbolic link: /${r.path}`);
+    }
+    const h = new FileHandle(this, leaf);
+    if (o.truncate && r.found) h.truncate(0);
+    return h;
+  }
+
+  /** The current node of an inode a handle points to (the copy once it was copied up). */
+  current(leaf: Leaf): Leaf {
+    return leaf.layer === UPPER ? leaf : this.copies.get(leaf.ino) ?? leaf;
+  }
+
+  /** @internal used by FileHandle */
+  writeLeaf(leaf: Leaf, offset: number, data: Uint8Array): void {
+    const f = this.writableFile(leaf);
+    this.content.write(f, offset, data);
+    f.meta.mtime = f.meta.ctime = this.now();
+  }
+
+  /** @internal used by FileHandle */
+  truncateLeaf(leaf: Leaf, size: number): void {
+    const f = this.writableFile(leaf);
+    this.content.setSize(f, size);
+    f.meta.mtime = f.meta.ctime = this.now();
+  }
+
+  readFile(path: string): Uint8Array {
+    const h = this.open(path);
+    return h.read(0, h.size);
+  }
+
+  writeFile(path: string, data: Uint8Array | string, mode = 0o644): void {
+    const bytes = typeof data === 'string' ? utf8(data) : data;
+    const h = this.open(path, { create: true, truncate: true, mode });
+    if (bytes.length) h.write(0, bytes);
+  }
+
+  pwrite(path: string, offset: number, data: Uint8Array): void {
+    this.open(path).write(offset, data);
+  }
+
+  pread(path: string, offset: number, length: number): Uint8Array {
+    return this.open(path).read(offset, length);
+  }
+
+  truncate(path: string, size: number): void {
+    this.open(path).truncate(size);
+  }
+
+  // ---- namespace changes -------------------------------------------------------
+
+  private touchDir(d: MDir): void {
+    const n = this.upperDir(d);
+    n.meta.mtime = n.meta.ctime = this.now();
+  }
+
+  /** Puts a node at parent/name in the upper, replacing what the upper held there. */
+  private place(parent: MDir, name: string, node: Node): void {
+    const bad = checkName(name);
+    if (bad) throw fsError(name.length > NAME_MAX ? 'NAMETOOLONG' : 'INVAL', `${bad}: ${name}`);
+    const p = this.upperDir(parent);
+    this.forget(p.children.get(name));
+    p.children.set(name, node);
+    if (node.kind === 'dir') {
+      node.parent = p;
+      node.name = name;
+    }
+    this.touchDir(parent);
+  }
+
+  /** Removes parent/name from the merged view: a whiteout where a lower layer has the name. */
+  private remove(parent: MDir, name: string): void {
+    const p = this.upperDir(parent);
+    const old = p.children.get(name);
+    if (this.lowerHas(parent, name)) p.children.set(name, WHITEOUT);
+    else p.children.delete(name);
+    if (old?.kind === 'dir' && old.parent === p) this.forget(old);
+    this.touchDir(parent);
+  }
+
+  private forget(n: Node | undefined): void {
+    if (n?.kind === 'dir') {
+      if (n.redirect !== null && this.upper.redirects.get(n.redirect) === n) this.upper.redirects.delete(n.redirect);
+      n.parent = null;
+    }
+  }
+
+  /** Drops one name of a leaf; a lower hard-link group is copied up first so its count stays right. */
+  private dropName(leaf: Leaf): void {
+    const u = leaf.layer === UPPER ? leaf : leaf.nlink > 1 ? this.copyUp(leaf) : null;
+    if (!u) return;
+    u.nlink--;
+    u.meta.ctime = this.now();
+    if (u.nlink <= 0 && u.ino < UPPER_INO_BASE && this.copies.get(u.ino) === u) this.copies.delete(u.ino);
+  }
+
+  mkdir(path: string, mode = 0o755): void {
+    const r = this.resolve(path, false);
+    if (r.found || !r.parent) throw fsError('EXIST', `file exists: /${r.path}`);
+    const t = this.now();
+    const upperParent = this.upperDir(r.parent);
+    const d = newDir(UPPER, this.upper.nextIno++, { mode: mode & 0o7777, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, upperParent, r.name);
+    // Over a whiteout of our own, the new directory must hide the lower one.
+    d.opaque = upperParent.children.get(r.name)?.kind === 'whiteout';
+    this.place(r.parent, r.name, d);
+  }
+
+  rmdir(path: string): void {
+    const r = this.existing(path, false);
+    if (!r.parent) throw fsError('BUSY', 'cannot remove the root directory');
+    if (!r.found.dir) throw fsError('NOTDIR', `not a directory: /${r.path}`);
+    if (this.list(r.found.dir).length) throw fsError('NOTEMPTY', `directory not empty: /${r.path}`);
+    this.remove(r.parent, r.name);
+  }
+
+  unlink(path: string): void {
+    const r = this.existing(path, false);
+    if (r.found.dir) throw fsError('ISDIR', `is a directory: /${r.path}`);
+    this.dropName(r.found.leaf);
+    this.remove(r.parent!, r.name);
+  }
+
+  symlink(target: string, path: string): void {
+    if (target.includes('\0')) throw fsError('INVAL', 'symlink target contains a NUL byte');
+    if (target.length > PATH_MAX) throw fsError('NAMETOOLONG', 'symlink target too long');
+    const r = this.resolve(path, false);
+    if (r.found || !r.parent) throw fsError('EXIST', `file exists: /${r.path}`);
+    const t = this.now();
+    this.place(r.parent, r.name, { kind: 'symlink', ino: this.upper.nextIno++, meta: { mode: 0o777, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, layer: UPPER, target, nlink: 1, paths: [] });
+  }
+
+  link(from: string, to: string, followFrom = false): void {
+    const src = this.existing(from, followFrom);
+    if (src.found.dir) throw fsError('PERM', `cannot hard-link a directory: /${src.path}`);
+    const dst = this.resolve(to, false);
+    if (dst.found || !dst.parent) throw fsError('EXIST', `file exists: /${dst.path}`);
+    const u = this.copyUp(src.found.leaf);
+    // copy-up may have created upper nodes for the destination's parent: resolve again.
+    const dst2 = this.resolve(to, false);
+    this.place(dst2.parent!, dst2.name, u);
+    u.nlink++;
+    u.meta.ctime = this.now();
+  }
+
+  rename(from: string, to: string): void {
+    const src = this.existing(from, false);
+    const dst0 = this.resolve(to, false);
+    if (!src.parent || !dst0.parent) throw fsError('BUSY', 'cannot rename the root directory');
+    if (src.path === dst0.path) return;
+    if (src.found.dir && (dst0.path + '/').startsWith(src.path + '/')) throw fsError('INVAL', `cannot move /${src.path} into itself`);
+    if (dst0.found) {
+      if (src.found.dir) {
+        if (!dst0.found.dir) throw fsError('NOTDIR', `not a directory: /${dst0.path}`);
+        if (this.list(dst0.found.dir).length) throw fsError('NOTEMPTY', `directory not empty: /${dst0.path}`);
+      } else {
+        if (dst0.found.dir) throw fsError('ISDIR', `is a directory: /${dst0.path}`);
+        if (dst0.found.leaf === src.found.leaf) return;
+      }
+    }
+    let moving: Node;
+    if (src.found.leaf) {
+      moving = src.found.leaf.layer === UPPER ? src.found.leaf : src.found.leaf.nlink > 1 ? this.copyUp(src.found.leaf) : this.detachedCopy(src.found.leaf);
+      moving.meta.ctime = this.now();
+    } else {
+      const d = src.found.dir;
+      const top = d.sources[0]!;
+      const hasLower = d.sources.some((s) => s.layer !== UPPER);
+      const node = top.layer === UPPER ? top : newDir(UPPER, top.ino, { ...top.meta }, null, src.name);
+      if (!node.opaque && node.redirect === null) {
+        if (hasLower) {
+          node.redirect = d.lowerPath;
+          this.upper.redirects.set(node.redirect, node);
+        } else node.opaque = true;
+      }
+      node.meta.ctime = this.now();
+      moving = node;
+    }
+    // Resolve again: copy-up above may have added upper nodes on these paths.
+    const s2 = this.resolve(from, false);
+    const d2 = this.resolve(to, false);
+    if (d2.found?.leaf) this.dropName(d2.found.leaf);
+    const up = this.upperDir(s2.parent!);
+    if (up.children.get(s2.name) === moving && moving.kind === 'dir') moving.parent = null;
+    if (this.lowerHas(s2.parent!, s2.name)) up.children.set(s2.name, WHITEOUT);
+    else up.children.delete(s2.name);
+    this.touchDir(s2.parent!);
+    const d3 = this.resolve(to, false);
+    this.place(d3.parent!, d3.name, moving);
+    if (moving.kind === 'dir' && moving.redirect !== null) this.upper.redirects.set(moving.redirect, moving);
+  }
+
+  /** A copy of a single-name lower leaf that is about to move (its old name becomes a whiteout). */
+  private detachedCopy(leaf: Leaf): Leaf {
+    const copy = cloneLeaf(leaf);
+    copy.nlink = 1;
+    this.copies.set(leaf.ino, copy);
+    return copy;
+  }
+
+  /** Writable metadata of whatever `path` names (copying it up, metadata only). */
+  private writableMeta(path: string, follow: boolean): Meta {
+    const r = this.existing(path, follow);
+    if (r.found.dir) return this.upperDir(r.found.dir).meta;
+    return this.copyUp(r.found.leaf).meta;
+  }
+
+  chmod(path: string, mode: number, follow = true): void {
+    const m = this.writableMeta(path, follow);
+    m.mode = mode & 0o7777;
+    m.ctime = this.now();
+  }
+
+  /** Sets times in nanoseconds; `undefined` leaves one unchanged. */
+  utimes(path: string, atime: bigint | undefined, mtime: bigint | undefined, follow = true): void {
+    const m = this.writableMeta(path, follow);
+    if (atime !== undefined) m.atime = atime;
+    if (mtime !== undefined) m.mtime = mtime;
+    m.ctime = this.now();
+  }
+
+  /** For diff and commit: the lower-only view of a merged path (what the image alone has there). */
+  lowerLookup(path: string): Hit {
+    let s = this.lowerRoots(this.lowers.length);
+    if (path === '') return { dirs: s };
+    const comps = path.split('/');
+    for (let i = 0; i < comps.length; i++) {
+      const hit = this.childIn(s, comps[i]!, false);
+      if (!hit || i === comps.length - 1) return hit;
+      if (!hit.dirs) return null;
+      s = hit.dirs;
+    }
+    return null;
+  }
+
+  /** For diff and commit: the merged node at a stored path, without following a final symlink. */
+  mergedLookup(path: string): { leaf?: Leaf; dir?: DirNode; sources?: DirNode[] } | null {
+    const r = this.resolve('/' + path, false);
+    if (!r.found) return null;
+    return r.found.leaf ? { leaf: r.found.leaf } : { dir: r.found.dir.sources[0]!, sources: r.found.dir.sources };
+  }
+
+  /** Whether anything was changed since the upper was last emptied. */
+  get dirty(): boolean {
+    return this.upper.root !== null;
+  }
+
+  /** Root-relative parent of a stored path, re-exported for callers that walk the view. */
+  static parentOf = parentOf;
+}
+
+/** An upper copy of a lower leaf sharing its chunks (no names yet). */
+function cloneLeaf(leaf: Leaf): Leaf {
+  const meta = { ...leaf.meta };
+  return leaf.kind === 'file'
+    ? { kind: 'file', ino: leaf.ino, meta, layer: UPPER, size: leaf.size, chunks: leaf.chunks.slice(), nlink: 0, paths: [] }
+    : { kind: 'symlink', ino: leaf.ino, meta, layer: UPPER, target: leaf.target, nlink: 0, paths: [] };
+}
+
+/** An open regular file. Reads see the current content; the first write copies the file up. */
+export class FileHandle {
+  constructor(private ov: Overlay, private leaf: Leaf) {}
+  get node(): Leaf {
+    return this.ov.current(this.leaf);
+  }
+  get size(): number {
+    const n = this.node;
+    return n.kind === 'file' ? n.size : 0;
+  }
+  read(offset: number, length: number): Uint8Array {
+    const n = this.node;
+    if (n.kind !== 'file') throw fsError('INVAL', 'not a regular file');
+    return this.ov.content.read(n, offset, length);
+  }
+  write(offset: number, data: Uint8Array): void {
+    if (offset < 0 || !Number.isSafeInteger(offset)) throw fsError('INVAL', `bad offset ${offset}`);
+    this.ov.writeLeaf(this.node, offset, data);
+  }
+  truncate(size: number): void {
+    if (size < 0 || !Number.isSafeInteger(size)) throw fsError('INVAL', `bad size ${size}`);
+    this.ov.truncateLeaf(this.node, size);
+  }
+}
+
+export type { SymlinkNode };

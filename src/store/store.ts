@@ -1,0 +1,412 @@
+import { Box } from '../box.js';
+import { LayerBuilder } from '../builder.js';
+import { type Digest, type Hasher, defaultHasher, digestOf, isDigest, shortDigest } from '../digest.js';
+import { LayerboxError } from '../errno.js';
+import { type ImageConfig, type ImageManifest, type LayerRef, checkBoxName, decodeImage, encodeImage, parseTag } from '../image.js';
+import { DEFAULT_CHUNK_SIZE, type LayerTable, chunksOf, decodeLayer, encodeLayer } from '../layer.js';
+import { Overlay } from '../overlay/overlay.js';
+import { type LowerLayer, mountLower } from '../overlay/tree.js';
+import { squashTable } from '../overlay/squash.js';
+import type { Backend, BlobProblem, BoxRecord, RefsDoc } from './backend.js';
+
+export interface StoreOptions {
+  /** Chunk size for new content (default 64 KiB). */
+  chunkSize?: number;
+  hasher?: Hasher;
+  /** Nanoseconds since the epoch, for file times. */
+  clock?: () => bigint;
+}
+
+export interface ImageInfo {
+  digest: Digest;
+  tags: string[];
+  created: string;
+  layers: number;
+  /** Bytes of layer tables and added data over all layers. */
+  size: number;
+}
+
+export interface HistoryRow {
+  layer: Digest;
+  created: string;
+  createdBy: string;
+  comment: string;
+  size: number;
+  entries: number;
+}
+
+export interface BoxInfo extends BoxRecord {
+  name: string;
+  tags: string[];
+}
+
+export interface ImportOptions {
+  tag?: string;
+  comment?: string;
+  createdBy?: string;
+  config?: Partial<ImageConfig>;
+}
+
+export interface FsckReport {
+  blobs: number;
+  problems: BlobProblem[];
+}
+
+const defaultClock = (): bigint => BigInt(Date.now()) * 1_000_000n;
+
+/**
+ * Images, tags and boxes over a backend. Every change is written blobs
+ * first, then the refs document in one atomic step, under the store lock.
+ */
+export class Store {
+  readonly chunkSize: number;
+  readonly hash: Hasher;
+  readonly clock: () => bigint;
+  /** Mounted lower layers by (position, digest): boxes over one image share them. */
+  private mounted = new Map<string, LowerLayer>();
+
+  constructor(readonly backend: Backend, opts: StoreOptions = {}) {
+    this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    this.hash = opts.hasher ?? defaultHasher;
+    this.clock = opts.clock ?? defaultClock;
+  }
+
+  digest(data: Uint8Array): Digest {
+    return digestOf(data, this.hash);
+  }
+
+  nowIso(): string {
+    return new Date(Number(this.clock() / 1_000_000n)).toISOString();
+  }
+
+  // ---- images ---------------------------------------------------------------
+
+  /** Finds an image by `name[:tag]`, full digest, or a unique digest prefix (at least 4 hex digits). */
+  async resolveImage(ref: string, refs?: RefsDoc): Promise<Digest> {
+    refs ??= await this.backend.readRefs();
+    if (isDigest(ref)) {
+      if (!this.backend.hasBlob(ref)) throw new LayerboxError(`no such image: ${ref}`);
+      return ref;
+    }
+    const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
+    if (/^[0-9a-f]{4,64}$/.test(hex)) {
+      const all = new Set<Digest>([...Object.values(refs.tags), ...Object.values(refs.boxes).map((b) => b.image)]);
+      const hits = [...all].filter((d) => d.slice(7).startsWith(hex));
+      if (hits.length === 1) return hits[0]!;
+      if (hits.length > 1) throw new LayerboxError(`ambiguous image id ${ref}`);
+    }
+    let tag: string;
+    try {
+      tag = parseTag(ref);
+    } catch {
+      throw new LayerboxError(`no such image: ${ref}`);
+    }
+    const d = refs.tags[tag];
+    if (!d) throw new LayerboxError(`no such image: ${ref}`);
+    return d;
+  }
+
+  async manifest(digest: Digest): Promise<ImageManifest> {
+    return decodeImage(await this.backend.getBlob(digest), `image ${digest}`);
+  }
+
+  async layerTable(digest: Digest): Promise<LayerTable> {
+    return decodeLayer(await this.backend.getBlob(digest), `layer ${digest}`, 'layer');
+  }
+
+  async listImages(): Promise<ImageInfo[]> {
+    const refs = await this.backend.readRefs();
+    const byDigest = new Map<Digest, string[]>();
+    for (const [t, d] of Object.entries(refs.tags)) byDigest.set(d, [...(byDigest.get(d) ?? []), t]);
+    const out: ImageInfo[] = [];
+    for (const [digest, tags] of byDigest) {
+      const m = await this.manifest(digest);
+      out.push({ digest, tags: tags.sort(), created: m.created, layers: m.layers.length, size: m.layers.reduce((s, l) => s + l.size + l.dataSize, 0) });
+    }
+    return out.sort((a, b) => (a.tags[0]! < b.tags[0]! ? -1 : 1));
+  }
+
+  async inspectImage(ref: string): Promise<ImageManifest & { digest: Digest; tags: string[] }> {
+    const refs = await this.backend.readRefs();
+    const digest = await this.resolveImage(ref, refs);
+    const tags = Object.entries(refs.tags).filter(([, d]) => d === digest).map(([t]) => t).sort();
+    return { digest, tags, ...(await this.manifest(digest)) };
+  }
+
+  /** Layers newest first, like `docker history`. */
+  async history(ref: string): Promise<HistoryRow[]> {
+    const m = await this.manifest(await this.resolveImage(ref));
+    return m.history.map((h, i) => ({ ...h, size: m.layers[i]!.size + m.layers[i]!.dataSize, entries: m.layers[i]!.entries })).reverse();
+  }
+
+  /** Removes a tag; given a digest, every tag of it. An image a box stands on keeps its blobs until the box goes. */
+  async removeImage(ref: string): Promise<string[]> {
+    return this.backend.lock(async () => {
+      const refs = await this.backend.readRefs();
+      const digest = await this.resolveImage(ref, refs);
+      let tags: string[];
+      try {
+        const t = parseTag(ref);
+        tags = refs.tags[t] === digest ? [t] : [];
+      } catch {
+        tags = [];
+      }
+      if (!tags.length) tags = Object.entries(refs.tags).filter(([, d]) => d === digest).map(([t]) => t);
+      if (!tags.length) throw new LayerboxError(`image ${ref} has no tag to remove`);
+      for (const t of tags) delete refs.tags[t];
+      await this.backend.writeRefs(refs);
+      return tags;
+    });
+  }
+
+  async tag(ref: string, tag: string): Promise<void> {
+    await this.backend.lock(async () => {
+      const refs = await this.backend.readRefs();
+      refs.tags[parseTag(tag)] = await this.resolveImage(ref, refs);
+      await this.backend.writeRefs(refs);
+    });
+  }
+
+  /** Writes a new image made of `parent`'s layers plus one, and optionally tags it. Caller holds the lock. */
+  private async writeImage(parent: { digest: Digest; manifest: ImageManifest } | null, layer: { table: LayerTable; dataSize: number }, info: ImportOptions, extraBlobs: Array<{ digest: Digest; data: Uint8Array }> = []): Promise<{ digest: Digest; manifest: ImageManifest; layerDigest: Digest }> {
+    const tableBytes = encodeLayer(layer.table);
+    const layerDigest = this.digest(tableBytes);
+    const ref: LayerRef = { digest: layerDigest, size: tableBytes.length, dataSize: layer.dataSize, entries: layer.table.entries.length };
+    const created = this.nowIso();
+    const base = parent?.manifest;
+    const manifest: ImageManifest = {
+      chunkSize: this.chunkSize,
+      layers: [...(base?.layers ?? []), ref],
+      config: { env: info.config?.env ?? base?.config.env ?? [], workingDir: info.config?.workingDir ?? base?.config.workingDir ?? '/', cmd: info.config?.cmd ?? base?.config.cmd ?? [] },
+      history: [...(base?.history ?? []), { created, createdBy: info.createdBy ?? 'layerbox', comment: info.comment ?? '', layer: layerDigest }],
+      parent: parent?.digest ?? null,
+      created,
+    };
+    const mbytes = encodeImage(manifest);
+    const digest = this.digest(mbytes);
+    await this.backend.putBlobs([...extraBlobs, { digest: layerDigest, data: tableBytes }, { digest, data: mbytes }]);
+    return { digest, manifest, layerDigest };
+  }
+
+  /**
+   * Imports one layer as a new image: `fill` adds entries to the builder
+   * (host runtimes walk a directory or a tar into it).
+   */
+  async importLayer(fill: (b: LayerBuilder) => Promise<void>, opts: ImportOptions = {}): Promise<Digest> {
+    const tag = opts.tag ? parseTag(opts.tag) : undefined;
+    return this.backend.lock(async () => {
+      const b = new LayerBuilder(this.chunkSize, (x) => this.digest(x), (blobs) => this.backend.putBlobs(blobs));
+      await fill(b);
+      await b.drain();
+      const img = await this.writeImage(null, { table: b.table(), dataSize: b.dataSize }, opts);
+      if (tag) {
+        const refs = await this.backend.readRefs();
+        refs.tags[tag] = img.digest;
+        await this.backend.writeRefs(refs);
+      }
+      return img.digest;
+    });
+  }
+
+  /** One image whose single layer is the merged view of `ref`'s layers. */
+  async squash(ref: string, opts: ImportOptions = {}): Promise<Digest> {
+    const digest = await this.resolveImage(ref);
+    const m = await this.manifest(digest);
+    const ov = new Overlay(await this.mountImage(m), undefined, this.overlayOptions());
+    const table = squashTable(ov, this.chunkSize);
+    const tag = opts.tag ? parseTag(opts.tag) : undefined;
+    return this.backend.lock(async () => {
+      const img = await this.writeImage(null, { table, dataSize: m.layers.reduce((s, l) => s + l.dataSize, 0) }, { createdBy: `layerbox squash ${shortDigest(digest)}`, config: m.config, ...opts });
+      if (tag) {
+        const refs = await this.backend.readRefs();
+        refs.tags[tag] = img.digest;
+        await this.backend.writeRefs(refs);
+      }
+      return img.digest;
+    });
+  }
+
+  // ---- mounting -------------------------------------------------------------
+
+  overlayOptions() {
+    return { chunkSize: this.chunkSize, readChunk: (d: Digest) => this.backend.readBlobSync(d), clock: this.clock };
+  }
+
+  /** Mounts an image's layers: reads their tables only, never file data. */
+  async mountImage(m: ImageManifest): Promise<LowerLayer[]> {
+    if (m.chunkSize !== this.chunkSize) throw new LayerboxError(`image uses ${m.chunkSize}-byte chunks; this store uses ${this.chunkSize}`);
+    const out: LowerLayer[] = [];
+    for (let i = 0; i < m.layers.length; i++) out.push(await this.mountLayer(m.layers[i]!.digest, i));
+    return out;
+  }
+
+  async mountLayer(digest: Digest, index: number, table?: LayerTable): Promise<LowerLayer> {
+    const key = `${index}:${digest}`;
+    let l = this.mounted.get(key);
+    if (!l) {
+      l = mountLower(table ?? (await this.layerTable(digest)), digest, index);
+      this.mounted.set(key, l);
+    }
+    return l;
+  }
+
+  // ---- boxes ------------------------------------------------------------------
+
+  async createBox(name: string, opts: { image: string }): Promise<Box> {
+    checkBoxName(name);
+    await this.backend.lock(async () => {
+      const refs = await this.backend.readRefs();
+      if (refs.boxes[name]) throw new LayerboxError(`box ${name} already exists`);
+      refs.boxes[name] = { image: await this.resolveImage(opts.image, refs), upper: null, created: this.nowIso() };
+      await this.backend.writeRefs(refs);
+    });
+    return this.openBox(name);
+  }
+
+  async boxRecord(name: string, refs?: RefsDoc): Promise<BoxRecord> {
+    refs ??= await this.backend.readRefs();
+    const r = refs.boxes[name];
+    if (!r) throw new LayerboxError(`no such box: ${name}`);
+    return r;
+  }
+
+  async openBox(name: string): Promise<Box> {
+    const rec = await this.boxRecord(name);
+    return Box.open(this, name, rec);
+  }
+
+  async listBoxes(): Promise<BoxInfo[]> {
+    const refs = await this.backend.readRefs();
+    return Object.entries(refs.boxes)
+      .map(([name, r]) => ({ name, ...r, tags: Object.entries(refs.tags).filter(([, d]) => d === r.image).map(([t]) => t).sort() }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  async removeBox(name: string): Promise<void> {
+    await this.updateBoxes((refs) => {
+      if (!refs.boxes[name]) throw new LayerboxError(`no such box: ${name}`);
+      delete refs.boxes[name];
+    });
+  }
+
+  /** Drops the box's upper: it sees its image again. */
+  async resetBox(name: string): Promise<void> {
+    await this.updateBoxes((refs) => {
+      const r = refs.boxes[name];
+      if (!r) throw new LayerboxError(`no such box: ${name}`);
+      r.upper = null;
+    });
+  }
+
+  /** A new box with the same image and upper (O(1): the upper snapshot is immutable and shared). */
+  async forkBox(name: string, newName: string): Promise<void> {
+    checkBoxName(newName);
+    await this.updateBoxes((refs) => {
+      const r = refs.boxes[name];
+      if (!r) throw new LayerboxError(`no such box: ${name}`);
+      if (refs.boxes[newName]) throw new LayerboxError(`box ${newName} already exists`);
+      refs.boxes[newName] = { ...r, created: this.nowIso() };
+    });
+  }
+
+  private async updateBoxes(fn: (refs: RefsDoc) => void): Promise<void> {
+    await this.backend.lock(async () => {
+      const refs = await this.backend.readRefs();
+      fn(refs);
+      await this.backend.writeRefs(refs);
+    });
+  }
+
+  /**
+   * Commit of a box's upper as a new layer (see Box.commit, which calls this
+   * with the upper already turned into a table). Atomic: blobs, image, then
+   * tag and box pointer in one refs write.
+   */
+  async writeCommit(box: string, expect: BoxRecord, parent: Digest, layer: { table: LayerTable; dataSize: number }, blobs: Array<{ digest: Digest; data: Uint8Array }>, opts: { tag?: string; message?: string }): Promise<{ digest: Digest; manifest: ImageManifest; layerDigest: Digest }> {
+    const tag = opts.tag ? parseTag(opts.tag) : undefined;
+    return this.backend.lock(async () => {
+      const refs = await this.backend.readRefs();
+      this.checkUnchanged(box, refs, expect);
+      const manifest = await this.manifest(parent);
+      const img = await this.writeImage({ digest: parent, manifest }, layer, { comment: opts.message ?? '', createdBy: `layerbox commit ${box}` }, blobs);
+      if (tag) refs.tags[tag] = img.digest;
+      refs.boxes[box] = { ...refs.boxes[box]!, image: img.digest, upper: null };
+      await this.backend.writeRefs(refs);
+      return img;
+    });
+  }
+
+  /** Persists a box's upper snapshot. */
+  async writeUpper(box: string, expect: BoxRecord, upper: Digest | null, blobs: Array<{ digest: Digest; data: Uint8Array }>): Promise<BoxRecord> {
+    return this.backend.lock(async () => {
+      const refs = await this.backend.readRefs();
+      this.checkUnchanged(box, refs, expect);
+      await this.backend.putBlobs(blobs);
+      const rec = { ...refs.boxes[box]!, upper };
+      refs.boxes[box] = rec;
+      await this.backend.writeRefs(refs);
+      return rec;
+    });
+  }
+
+  private checkUnchanged(box: string, refs: RefsDoc, expect: BoxRecord): void {
+    const cur = refs.boxes[box];
+    if (!cur) throw new LayerboxError(`box ${box} was removed`);
+    if (cur.image !== expect.image || cur.upper !== expect.upper) throw new LayerboxError(`box ${box} was changed by someone else since it was opened; reopen it`);
+  }
+
+  // ---- maintenance ----------------------------------------------------------------
+
+  /** Every blob reachable from a tag or a box, with problems found on the way. */
+  private async reachable(problems: BlobProblem[]): Promise<Set<Digest>> {
+    const refs = await this.backend.readRefs();
+    const live = new Set<Digest>();
+    const tables = new Set<Digest>();
+    const visitTable = async (d: Digest, kind: 'layer' | 'upper') => {
+      if (tables.has(d)) return;
+      tables.add(d);
+      live.add(d);
+      try {
+        const t = decodeLayer(await this.backend.getBlob(d), `${kind} ${d}`, kind);
+        for (const c of chunksOf(t)) {
+          live.add(c);
+          if (!this.backend.hasBlob(c)) problems.push({ digest: c, problem: `chunk missing (used by ${kind} ${d})` });
+        }
+      } catch (e) {
+        problems.push({ digest: d, problem: (e as Error).message });
+      }
+    };
+    const images = new Set<Digest>([...Object.values(refs.tags), ...Object.values(refs.boxes).map((b) => b.image)]);
+    for (const d of images) {
+      live.add(d);
+      try {
+        const m = await this.manifest(d);
+        for (const l of m.layers) await visitTable(l.digest, 'layer');
+      } catch (e) {
+        problems.push({ digest: d, problem: (e as Error).message });
+      }
+    }
+    for (const b of Object.values(refs.boxes)) if (b.upper) await visitTable(b.upper, 'upper');
+    return live;
+  }
+
+  /** Removes every blob no tag or box reaches. */
+  async gc(): Promise<{ blobs: number; bytes: number }> {
+    return this.backend.lock(async () => {
+      const problems: BlobProblem[] = [];
+      const live = await this.reachable(problems);
+      if (problems.length) throw new LayerboxError(`gc refused: the store has problems (run fsck): ${problems[0]!.digest ?? ''} ${problems[0]!.problem}`);
+      return this.backend.deleteBlobs((d) => live.has(d));
+    });
+  }
+
+  /** Verifies every blob against its digest and that every tag and box reaches only sound blobs. */
+  async fsck(): Promise<FsckReport> {
+    const problems = await this.backend.verify();
+    const seen = new Set(problems.map((p) => p.digest));
+    const more: BlobProblem[] = [];
+    await this.reachable(more);
+    for (const p of more) if (!seen.has(p.digest)) problems.push(p);
+    return { blobs: (await this.backend.stats()).blobs, problems };
+  }
+}
