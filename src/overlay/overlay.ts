@@ -241,8 +241,7 @@ export class Overlay {
     if (top?.layer === UPPER) return top;
     let node: DirNode;
     if (!d.parent) {
-      node = newDir(UPPER, top!.ino, { ...top!.meta }, null, '');
-      this.upper.root = node;
+      node = this.upper.root ??= newDir(UPPER, top!.ino, { ...top!.meta }, null, '');
     } else {
       const p = this.upperDir(d.parent);
       const existing = p.children.get(d.name);
@@ -531,9 +530,7 @@ export class Overlay {
     const dst = this.resolve(to, false);
     if (dst.found || !dst.parent) throw fsError('EXIST', `file exists: /${dst.path}`);
     const u = this.copyUp(src.found.leaf);
-    // copy-up may have created upper nodes for the destination's parent: resolve again.
-    const dst2 = this.resolve(to, false);
-    this.place(dst2.parent!, dst2.name, u);
+    this.place(dst.parent, dst.name, u);
     u.nlink++;
     u.meta.ctime = this.now();
   }
@@ -571,17 +568,15 @@ export class Overlay {
       node.meta.ctime = this.now();
       moving = node;
     }
-    // Resolve again: copy-up above may have added upper nodes on these paths.
-    const s2 = this.resolve(from, false);
-    const d2 = this.resolve(to, false);
-    if (d2.found?.leaf) this.dropName(d2.found.leaf);
-    const up = this.upperDir(s2.parent!);
-    if (up.children.get(s2.name) === moving && moving.kind === 'dir') moving.parent = null;
-    if (this.lowerHas(s2.parent!, s2.name)) up.children.set(s2.name, WHITEOUT);
-    else up.children.delete(s2.name);
-    this.touchDir(s2.parent!);
-    const d3 = this.resolve(to, false);
-    this.place(d3.parent!, d3.name, moving);
+    // Both paths were resolved before any change, as rename(2) does; upperDir()
+    // finds upper nodes that copy-up may have added since.
+    if (dst0.found?.leaf) this.dropName(this.current(dst0.found.leaf));
+    const up = this.upperDir(src.parent);
+    if (up.children.get(src.name) === moving && moving.kind === 'dir') moving.parent = null;
+    if (this.lowerHas(src.parent, src.name)) up.children.set(src.name, WHITEOUT);
+    else up.children.delete(src.name);
+    this.touchDir(src.parent);
+    this.place(dst0.parent, dst0.name, moving);
     if (moving.kind === 'dir' && moving.redirect !== null) this.upper.redirects.set(moving.redirect, moving);
   }
 
