@@ -202,17 +202,17 @@ export class Overlay {
       const last = rest.length === 0;
       const f = this.lookup(cur, c);
       if (!last) {
-        if (!f) throw fsError('NOENT', `no such file or directory: ${joinPath(cur.path, c)}`);
+        if (!f) throw fsError('NOENT', `no such file or directory: /${joinPath(cur.path, c)}`);
         if (f.dir) cur = f.dir;
         else if (f.leaf.kind === 'symlink') cur = expand(f.leaf.target, cur);
-        else throw fsError('NOTDIR', `not a directory: ${joinPath(cur.path, c)}`);
+        else throw fsError('NOTDIR', `not a directory: /${joinPath(cur.path, c)}`);
         continue;
       }
       if (f?.leaf?.kind === 'symlink' && (follow || mustBeDir)) {
         cur = expand(f.leaf.target, cur);
         continue;
       }
-      if (mustBeDir && f?.leaf) throw fsError('NOTDIR', `not a directory: ${joinPath(cur.path, c)}`);
+      if (mustBeDir && f?.leaf) throw fsError('NOTDIR', `not a directory: /${joinPath(cur.path, c)}`);
       return { parent: cur, name: c, path: joinPath(cur.path, c), found: f };
     }
   }

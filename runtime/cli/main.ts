@@ -1,0 +1,281 @@
+import { stat } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, openStore, shortDigest } from '../node/index.js';
+import { Progress } from './progress.js';
+
+const USAGE = `usage: layerbox [--store DIR] COMMAND [ARGS]
+
+Images
+  image import DIR|TAR --tag NAME[:TAG] [-m MSG]   import a directory or a tar as a one-layer image
+  image ls [--json]                               list tagged images
+  image inspect IMAGE                             show an image's manifest (JSON)
+  image history IMAGE [--json]                    list an image's layers, newest first
+  image tag IMAGE NAME[:TAG]                      add a tag
+  image squash IMAGE --tag NAME[:TAG]             flatten an image into one layer
+  image rm IMAGE                                  remove a tag (or every tag of a digest)
+Boxes
+  box create BOX --image IMAGE                    a new box over an image
+  box ls [--json] | box rm BOX | box reset BOX | box fork BOX NEW
+  cp SRC DEST                                     copy between host and box (BOX:/path)
+  ls BOX:/path [--json]                           list a directory of a box
+  cat BOX:/path                                   print a file of a box
+  diff BOX [--json]                               A|C|D PATH lines against the box's image
+  commit BOX --tag NAME[:TAG] [-m MSG]            the box's changes as a new image layer
+Store
+  gc                                              remove blobs no tag or box uses
+  fsck [--json]                                   verify every blob and reference
+
+The store is --store DIR, else $LAYERBOX_STORE, else ./.layerbox`;
+
+class UsageError extends Error {}
+
+const out = (s: string): void => void process.stdout.write(s + "\n");
+const json = (v: unknown) => out(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2));
+
+function table(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd());
+}
+
+function human(n: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${i ? n.toFixed(n < 10 ? 1 : 0) : n}${units[i]}`;
+}
+
+function ago(iso: string): string {
+  const s = (Date.now() - Date.parse(iso)) / 1000;
+  if (!(s >= 0)) return iso;
+  if (s < 60) return `${Math.round(s)} seconds ago`;
+  if (s < 3600) return `${Math.round(s / 60)} minutes ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} hours ago`;
+  return `${Math.round(s / 86400)} days ago`;
+}
+
+/** `BOX:/path` -> [box, path], or null for a host path. */
+function boxPath(arg: string): [string, string] | null {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]*):(\/.*)?$/.exec(arg);
+  if (!m) return null;
+  return [m[1]!, m[2] ?? '/'];
+}
+
+function needBoxPath(arg: string | undefined): [string, string] {
+  const bp = arg ? boxPath(arg) : null;
+  if (!bp) throw new UsageError(`expected BOX:/path, got ${arg ?? 'nothing'}`);
+  return bp;
+}
+
+function args(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>, count: [number, number]) {
+  const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, ...options }, allowPositionals: true, strict: true });
+  if (positionals.length < count[0] || positionals.length > count[1]) throw new UsageError(`wrong number of arguments`);
+  return { v: values as Record<string, string | boolean | undefined>, p: positionals };
+}
+
+async function imageCmd(store: NodeStore, sub: string | undefined, argv: string[]): Promise<void> {
+  switch (sub) {
+    case 'import': {
+      const { v, p } = args(argv, { tag: { type: 'string', short: 't' }, message: { type: 'string', short: 'm' } }, [1, 1]);
+      const src = p[0]!;
+      const st = await stat(src).catch(() => null);
+      if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
+      const progress = new Progress('importing');
+      const opts = { tag: v.tag as string | undefined, comment: v.message as string | undefined, onProgress: (x: { files: number; bytes: number }) => progress.update(`${x.files} files, ${human(x.bytes)}`), onSkip: (path: string, why: string) => process.stderr.write(`layerbox: skipped ${path}: ${why}\n`) };
+      const d = st.isDirectory() ? await store.importDirectory(src, opts) : await store.importTar(src, opts);
+      progress.done();
+      out(d);
+      return;
+    }
+    case 'ls': {
+      const { v } = args(argv, {}, [0, 0]);
+      const imgs = await store.listImages();
+      if (v.json) return json(imgs);
+      const rows = [['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'LAYERS', 'SIZE']];
+      for (const i of imgs) for (const t of i.tags) {
+        const [name, tag] = [t.slice(0, t.lastIndexOf(':')), t.slice(t.lastIndexOf(':') + 1)];
+        rows.push([name, tag, shortDigest(i.digest), ago(i.created), String(i.layers), human(i.size)]);
+      }
+      return table(rows);
+    }
+    case 'inspect': {
+      const { p } = args(argv, {}, [1, 1]);
+      return json(await store.inspectImage(p[0]!));
+    }
+    case 'history': {
+      const { v, p } = args(argv, {}, [1, 1]);
+      const h = await store.history(p[0]!);
+      if (v.json) return json(h);
+      table([['LAYER', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT'], ...h.map((r) => [shortDigest(r.layer), ago(r.created), r.createdBy, human(r.size), r.comment])]);
+      return;
+    }
+    case 'tag': {
+      const { p } = args(argv, {}, [2, 2]);
+      await store.tag(p[0]!, p[1]!);
+      return;
+    }
+    case 'squash': {
+      const { v, p } = args(argv, { tag: { type: 'string', short: 't' } }, [1, 1]);
+      out(await store.squash(p[0]!, { tag: v.tag as string | undefined }));
+      return;
+    }
+    case 'rm': {
+      const { p } = args(argv, {}, [1, 1]);
+      for (const t of await store.removeImage(p[0]!)) out(`Untagged: ${t}`);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown image command ${sub ?? ''}`);
+  }
+}
+
+async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[]): Promise<void> {
+  switch (sub) {
+    case 'create': {
+      const { v, p } = args(argv, { image: { type: 'string', short: 'i' } }, [1, 1]);
+      if (!v.image) throw new UsageError('box create needs --image IMAGE');
+      await store.createBox(p[0]!, { image: v.image as string });
+      out(p[0]!);
+      return;
+    }
+    case 'ls': {
+      const { v } = args(argv, {}, [0, 0]);
+      const boxes = await store.listBoxes();
+      if (v.json) return json(boxes);
+      table([['BOX', 'IMAGE', 'IMAGE ID', 'CHANGED', 'CREATED'], ...boxes.map((b) => [b.name, b.tags[0] ?? '<none>', shortDigest(b.image), b.upper ? 'yes' : 'no', ago(b.created)])]);
+      return;
+    }
+    case 'rm': {
+      const { p } = args(argv, {}, [1, 1]);
+      await store.removeBox(p[0]!);
+      return;
+    }
+    case 'reset': {
+      const { p } = args(argv, {}, [1, 1]);
+      await store.resetBox(p[0]!);
+      return;
+    }
+    case 'fork': {
+      const { p } = args(argv, {}, [2, 2]);
+      await store.forkBox(p[0]!, p[1]!);
+      out(p[1]!);
+      return;
+    }
+    default:
+      throw new UsageError(`unknown box command ${sub ?? ''}`);
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  let storeDir = process.env.LAYERBOX_STORE || './.layerbox';
+  while (argv[0]?.startsWith('--store')) {
+    const a = argv.shift()!;
+    if (a.includes('=')) storeDir = a.slice(8);
+    else {
+      const next = argv.shift();
+      if (!next) throw new UsageError('--store needs a directory');
+      storeDir = next;
+    }
+  }
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    out(USAGE);
+    return;
+  }
+  const known = ['image', 'box', 'cp', 'ls', 'cat', 'diff', 'commit', 'gc', 'fsck'];
+  if (!known.includes(cmd)) throw new UsageError(`unknown command ${cmd}`);
+  const store = await openStore(storeDir);
+  try {
+    switch (cmd) {
+      case 'image':
+        return await imageCmd(store, rest[0], rest.slice(1));
+      case 'box':
+        return await boxCmd(store, rest[0], rest.slice(1));
+      case 'cp': {
+        const { p } = args(rest, {}, [2, 2]);
+        const [src, dst] = [boxPath(p[0]!), boxPath(p[1]!)];
+        if (src && dst) throw new UsageError('cp copies between the host and a box, not between two boxes');
+        if (!src && !dst) throw new UsageError('cp needs one side as BOX:/path');
+        if (dst) {
+          const box = await store.openBox(dst[0]);
+          await copyIntoBox(box, p[0]!, dst[1]);
+          await box.flush();
+        } else {
+          const box = await store.openBox(src![0]);
+          await copyOutOfBox(box, src![1], p[1]!);
+        }
+        return;
+      }
+      case 'ls': {
+        const { v, p } = args(rest, { long: { type: 'boolean', short: 'l' } }, [1, 1]);
+        const [name, path] = needBoxPath(p[0]);
+        const fs = (await store.openBox(name)).fs;
+        const st = fs.stat(path);
+        const entries = st.type === 'dir' ? fs.readdir(path).map((e) => ({ ...e, ...fs.lstat(`${path.replace(/\/+$/, '')}/${e.name}`) })) : [{ name: path, ...st }];
+        if (v.json) return json(entries.map((e) => ({ name: e.name, type: e.type, mode: e.mode, size: e.size, nlink: e.nlink, ino: e.ino, mtime: e.mtime })));
+        if (!v.long) {
+          for (const e of entries) out(e.type === 'dir' ? `${e.name}/` : e.name);
+          return;
+        }
+        const kind = { dir: 'd', file: '-', symlink: 'l' } as const;
+        const perm = (m: number) => [6, 3, 0].map((s) => ((m >> s) & 4 ? 'r' : '-') + ((m >> s) & 2 ? 'w' : '-') + ((m >> s) & 1 ? 'x' : '-')).join('');
+        table(entries.map((e) => [kind[e.type] + perm(e.mode), String(e.nlink), String(e.size), new Date(Number(e.mtime / 1_000_000n)).toISOString().slice(0, 16).replace('T', ' '), e.name]));
+        return;
+      }
+      case 'cat': {
+        const { p } = args(rest, {}, [1, 1]);
+        const [name, path] = needBoxPath(p[0]);
+        const h = (await store.openBox(name)).fs.open(path);
+        for (let o = 0; o < h.size; o += 1 << 20) process.stdout.write(h.read(o, 1 << 20));
+        return;
+      }
+      case 'diff': {
+        const { v, p } = args(rest, {}, [1, 1]);
+        const changes = (await store.openBox(p[0]!)).diff();
+        if (v.json) return json(changes);
+        for (const c of changes) out(`${c.kind} ${c.path}`);
+        return;
+      }
+      case 'commit': {
+        const { v, p } = args(rest, { tag: { type: 'string', short: 't' }, message: { type: 'string', short: 'm' } }, [1, 1]);
+        const box = await store.openBox(p[0]!);
+        out(await box.commit({ tag: v.tag as string | undefined, message: v.message as string | undefined }));
+        return;
+      }
+      case 'gc': {
+        args(rest, {}, [0, 0]);
+        const r = await store.gc();
+        out(`removed ${r.blobs} blobs, ${human(r.bytes)}`);
+        return;
+      }
+      case 'fsck': {
+        const { v } = args(rest, {}, [0, 0]);
+        const r = await store.fsck();
+        if (v.json) json(r);
+        else {
+          for (const x of r.problems) out(`${x.digest ?? ''}${x.where ? ` (${x.where})` : ''}: ${x.problem}`);
+          out(r.problems.length ? `${r.problems.length} problems in ${r.blobs} blobs` : `ok: ${r.blobs} blobs verified`);
+        }
+        if (r.problems.length) process.exitCode = 1;
+        return;
+      }
+    }
+  } finally {
+    await store.backend.close();
+  }
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`layerbox: ${(e as Error).message}\n${USAGE.split('\n')[0]}\n`);
+    process.exitCode = 2;
+  } else if (e instanceof LayerboxError || e instanceof FsError) {
+    process.stderr.write(`layerbox: ${e.message}\n`);
+    process.exitCode = 1;
+  } else {
+    process.stderr.write(`layerbox: internal error: ${(e as Error)?.stack ?? e}\n`);
+    process.exitCode = 70;
+  }
+});
