@@ -1,0 +1,381 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type Digest, digestBytes, digestFromBytes } from '../../src/digest.js';
+import { LayerboxError } from '../../src/errno.js';
+import { type Backend, type BackendStats, type BlobProblem, type RefsDoc, Mutex, emptyRefs } from '../../src/store/backend.js';
+
+const STORE_FILE = 'layerbox-store.json';
+const STORE_MAGIC = 'layerbox-store';
+const REFS_MAGIC = 'layerbox-refs';
+const PACK_MAGIC = Buffer.from('LBXPACK\0', 'latin1');
+const INDEX_MAGIC = Buffer.from('LBXPIDX\0', 'latin1');
+const HEADER = 12; // magic + u32 version
+const FOOTER = 16; // u64 index offset + magic
+const ENTRY = 48; // 32 digest bytes + u64 offset + u64 length
+const PACK_NAME = /^[0-9a-f]{64}\.pack$/;
+const LOCK_RETRY_MS = 20;
+const LOCK_TIMEOUT_MS = 60_000;
+/** Writes are gathered into buffers of this size: one syscall per buffer, not per (small) blob. */
+const WRITE_BUFFER = 4 << 20;
+
+interface Loc { pack: string; offset: number; length: number }
+interface PackEntry { digest: Digest; offset: number; length: number }
+
+const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
+const errCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True unless signalling `pid` says it does not exist (EPERM means alive but not ours). */
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return errCode(e) !== 'ESRCH'; }
+}
+
+/** fsync a directory so a rename into it survives a crash; some hosts (Windows) cannot, which is not an error there. */
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try { fd = fs.openSync(dir, 'r'); fs.fsyncSync(fd); } catch (e) { if (process.platform !== 'win32') throw e; } finally { if (fd !== undefined) fs.closeSync(fd); }
+}
+
+/** Positional read of exactly `length` bytes: readSync may return fewer. */
+function readExact(fd: number, offset: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  for (let got = 0; got < length;) {
+    const n = fs.readSync(fd, out, got, length - got, offset + got);
+    if (n === 0) throw new LayerboxError(`unexpected end of file at byte ${offset + got}`);
+    got += n;
+  }
+  return out;
+}
+
+/** Reads a pack's header, footer and index (never its data); throws a LayerboxError naming the pack if any is wrong. */
+function readPackIndex(file: string, fd: number): { entries: PackEntry[]; indexHash: string } {
+  const where = `packs/${path.basename(file)}`;
+  const size = fs.fstatSync(fd).size;
+  const bad = (why: string) => new LayerboxError(`pack ${where} is broken: ${why}`);
+  if (size < HEADER + 4 + FOOTER) throw bad(`too short (${size} bytes)`);
+  const head = Buffer.from(readExact(fd, 0, HEADER));
+  if (!head.subarray(0, 8).equals(PACK_MAGIC)) throw bad('bad magic (not a layerbox pack)');
+  const version = head.readUInt32LE(8);
+  if (version !== 1) throw bad(`unknown pack version ${version} (this layerbox reads version 1)`);
+  const foot = Buffer.from(readExact(fd, size - FOOTER, FOOTER));
+  if (!foot.subarray(8).equals(INDEX_MAGIC)) throw bad('bad footer magic (truncated or not a layerbox pack)');
+  const indexOffset = Number(foot.readBigUInt64LE(0));
+  if (indexOffset < HEADER || indexOffset > size - FOOTER - 4) throw bad(`index offset ${indexOffset} out of range`);
+  const index = Buffer.from(readExact(fd, indexOffset, size - FOOTER - indexOffset));
+  const count = index.readUInt32LE(0);
+  if (index.length !== 4 + count * ENTRY) throw bad(`index of ${count} entries has the wrong length (${index.length} bytes)`);
+  const entries: PackEntry[] = [];
+  for (let i = 0, p = 4; i < count; i++, p += ENTRY) {
+    const offset = Number(index.readBigUInt64LE(p + 32)), length = Number(index.readBigUInt64LE(p + 40));
+    if (offset < HEADER || offset + length > indexOffset) throw bad(`entry ${i} lies outside the data area`);
+    entries.push({ digest: digestFromBytes(index.subarray(p, p + 32)), offset, length });
+  }
+  return { entries, indexHash: sha256(index).toString('hex') };
+}
+
+/**
+ * A store in a local directory. Blobs live in immutable pack files (one per
+ * `putBlobs` batch), so the host file count grows with batches, not blobs;
+ * refs are one JSON document replaced atomically; a lock file keeps other
+ * processes out of critical sections. Every read is checked against its digest.
+ */
+export class DirBackend implements Backend {
+  readonly kind = 'dir';
+  private index = new Map<Digest, Loc>();
+  /** Entries of every loaded pack, by file name: the index is rebuilt from these. */
+  private packs = new Map<string, PackEntry[]>();
+  /** Packs that failed to load: not re-read on every rescan; `verify` reports them. */
+  private broken = new Set<string>();
+  private fds = new Map<string, number>();
+  private mutex = new Mutex();
+
+  /** Use `openDirBackend`, which checks and creates the layout. */
+  constructor(readonly location: string) {
+    this.rescan();
+  }
+
+  private p(...parts: string[]): string { return path.join(this.location, ...parts); }
+
+  /** Picks up packs written (or removed) by other processes since we last looked. */
+  private rescan(): void {
+    const names = new Set(fs.readdirSync(this.p('packs')).filter((n) => PACK_NAME.test(n)));
+    for (const name of this.packs.keys()) if (!names.has(name)) this.forget(name);
+    for (const name of names) {
+      if (this.packs.has(name) || this.broken.has(name)) continue;
+      try { this.packs.set(name, readPackIndex(this.p('packs', name), this.fd(name)).entries); } catch (e) {
+        if (errCode(e) === 'ENOENT') continue; // removed by a gc while we looked
+        if (!(e instanceof LayerboxError)) throw e;
+        this.broken.add(name);
+        this.forget(name);
+      }
+    }
+    this.index.clear();
+    for (const [pack, entries] of this.packs) for (const e of entries) this.index.set(e.digest, { pack, offset: e.offset, length: e.length });
+  }
+
+  private forget(name: string): void {
+    this.packs.delete(name);
+    const fd = this.fds.get(name);
+    if (fd !== undefined) { this.fds.delete(name); fs.closeSync(fd); }
+  }
+
+  private fd(pack: string): number {
+    let fd = this.fds.get(pack);
+    if (fd === undefined) this.fds.set(pack, (fd = fs.openSync(this.p('packs', pack), 'r')));
+    return fd;
+  }
+
+  private readRaw(loc: Loc): Uint8Array {
+    return readExact(this.fd(loc.pack), loc.offset, loc.length);
+  }
+
+  lock<T>(fn: () => Promise<T>): Promise<T> {
+    // The mutex queues callers in this process; the lock file excludes other processes.
+    return this.mutex.run(async () => {
+      const token = await this.acquireLockFile();
+      try {
+        this.cleanTmp();
+        this.rescan(); // another process may have changed packs while we waited
+        return await fn();
+      } finally {
+        this.releaseLockFile(token);
+      }
+    });
+  }
+
+  private async acquireLockFile(): Promise<string> {
+    const file = this.p('lock'), token = `${process.pid}\n`, deadline = Date.now() + LOCK_TIMEOUT_MS;
+    for (;;) {
+      try { fs.writeFileSync(file, token, { flag: 'wx' }); return token; } catch (e) { if (errCode(e) !== 'EEXIST') throw e; }
+      let held: string;
+      try { held = fs.readFileSync(file, 'utf8'); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
+      const pid = Number.parseInt(held, 10);
+      if (Number.isInteger(pid) && pid > 0 && !pidAlive(pid)) {
+        // Stale: its holder died. Move it aside atomically so only one taker wins, then retry.
+        const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+        try { fs.renameSync(file, aside); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
+        // If a live holder replaced the stale file between our read and rename, put its lock back.
+        if (fs.readFileSync(aside, 'utf8') !== held) try { fs.linkSync(aside, file); } catch { /* someone holds it again */ }
+        fs.rmSync(aside, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new LayerboxError(`store ${this.location} is locked by process ${held.trim() || '?'} (${file}); gave up after ${LOCK_TIMEOUT_MS / 1000} s`);
+      await sleep(LOCK_RETRY_MS);
+    }
+  }
+
+  private releaseLockFile(token: string): void {
+    const file = this.p('lock');
+    try { if (fs.readFileSync(file, 'utf8') === token) fs.unlinkSync(file); } catch (e) { if (errCode(e) !== 'ENOENT') throw e; }
+  }
+
+  /** Removes temp files left by processes that died mid-write (names start with the writer's pid). */
+  private cleanTmp(): void {
+    for (const n of fs.readdirSync(this.p('tmp'))) {
+      const pid = Number.parseInt(n, 10);
+      if (!(Number.isInteger(pid) && (pid === process.pid || pidAlive(pid)))) fs.rmSync(this.p('tmp', n), { force: true });
+    }
+  }
+
+  private tmpName(): string {
+    return this.p('tmp', `${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  /** temp file + fsync + rename + directory fsync: a reader sees the old file or the new one, never a torn one. */
+  private writeAtomic(dest: string, data: Uint8Array): void {
+    const tmp = this.tmpName();
+    const fd = fs.openSync(tmp, 'wx');
+    try { fs.writeFileSync(fd, data); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    fs.renameSync(tmp, dest);
+    fsyncDir(path.dirname(dest));
+  }
+
+  /** Writes one pack with `blobs` (digests unique) atomically; returns its name and entries. */
+  private async writePack(blobs: Iterable<{ digest: Digest; data: Uint8Array }>): Promise<{ name: string; entries: PackEntry[] }> {
+    const tmp = this.tmpName();
+    const fh = await fs.promises.open(tmp, 'wx');
+    try {
+      let pos = 0, buffered: Uint8Array[] = [], bufferedBytes = 0;
+      const flush = async () => {
+        const buf = buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered);
+        for (let done = 0; done < buf.length;) done += (await fh.write(buf, done, buf.length - done, pos + done)).bytesWritten;
+        pos += buf.length; buffered = []; bufferedBytes = 0;
+      };
+      const add = async (b: Uint8Array) => {
+        buffered.push(b); bufferedBytes += b.length;
+        if (bufferedBytes >= WRITE_BUFFER) await flush();
+      };
+      const head = Buffer.alloc(HEADER); PACK_MAGIC.copy(head); head.writeUInt32LE(1, 8);
+      await add(head);
+      const entries: PackEntry[] = [];
+      for (const { digest, data } of blobs) {
+        entries.push({ digest, offset: pos + bufferedBytes, length: data.length });
+        await add(data);
+      }
+      const indexOffset = pos + bufferedBytes;
+      const index = Buffer.alloc(4 + entries.length * ENTRY);
+      index.writeUInt32LE(entries.length, 0);
+      entries.forEach((e, i) => {
+        const p = 4 + i * ENTRY;
+        index.set(digestBytes(e.digest), p);
+        index.writeBigUInt64LE(BigInt(e.offset), p + 32);
+        index.writeBigUInt64LE(BigInt(e.length), p + 40);
+      });
+      const foot = Buffer.alloc(FOOTER); foot.writeBigUInt64LE(BigInt(indexOffset), 0); INDEX_MAGIC.copy(foot, 8);
+      await add(index); await add(foot); await flush();
+      await fh.sync();
+      await fh.close();
+      // Named by its index: the same blobs at the same offsets give the same name, so a rename over it is harmless.
+      const name = `${sha256(index).toString('hex')}.pack`;
+      fs.renameSync(tmp, this.p('packs', name));
+      fsyncDir(this.p('packs'));
+      this.broken.delete(name);
+      this.packs.set(name, entries);
+      for (const e of entries) this.index.set(e.digest, { pack: name, offset: e.offset, length: e.length });
+      return { name, entries };
+    } catch (e) {
+      await fh.close().catch(() => {});
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  hasBlob(digest: Digest): boolean {
+    return this.index.has(digest);
+  }
+
+  async getBlob(digest: Digest): Promise<Uint8Array> {
+    return this.readBlobSync(digest);
+  }
+
+  readBlobSync(digest: Digest): Uint8Array {
+    let loc = this.index.get(digest);
+    let data: Uint8Array | undefined;
+    try { if (loc) data = this.readRaw(loc); } catch (e) {
+      if (errCode(e) !== 'ENOENT') throw e instanceof LayerboxError ? new LayerboxError(`blob ${digest} cannot be read: ${e.message} (in packs/${loc!.pack})`) : e;
+    }
+    if (!data) {
+      // Missing, or its pack was rewritten by another process's gc: look at packs/ again before failing.
+      this.rescan();
+      loc = this.index.get(digest);
+      if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}`);
+      data = this.readRaw(loc);
+    }
+    if (digestFromBytes(sha256(data)) !== digest) throw new LayerboxError(`blob ${digest} is corrupt: its content does not match its digest (in packs/${loc!.pack})`);
+    return data;
+  }
+
+  async putBlobs(blobs: ReadonlyArray<{ digest: Digest; data: Uint8Array }>): Promise<void> {
+    const fresh = new Map<Digest, Uint8Array>();
+    for (const { digest, data } of blobs) if (!this.index.has(digest) && !fresh.has(digest)) fresh.set(digest, data);
+    if (fresh.size) await this.writePack([...fresh].map(([digest, data]) => ({ digest, data })));
+  }
+
+  async readRefs(): Promise<RefsDoc> {
+    let text: string;
+    try { text = fs.readFileSync(this.p('refs.json'), 'utf8'); } catch (e) { if (errCode(e) === 'ENOENT') return emptyRefs(); throw e; }
+    let doc: { magic?: unknown; version?: unknown; tags?: unknown; boxes?: unknown };
+    try { doc = JSON.parse(text); } catch { throw new LayerboxError(`${this.p('refs.json')} is not valid JSON`); }
+    if (doc?.magic !== REFS_MAGIC) throw new LayerboxError(`${this.p('refs.json')} is not a layerbox refs file (bad magic)`);
+    if (doc.version !== 1) throw new LayerboxError(`${this.p('refs.json')} has unknown version ${JSON.stringify(doc.version)} (this layerbox reads version 1)`);
+    if (typeof doc.tags !== 'object' || !doc.tags || typeof doc.boxes !== 'object' || !doc.boxes) throw new LayerboxError(`${this.p('refs.json')} lacks its tags or boxes`);
+    return { tags: doc.tags as RefsDoc['tags'], boxes: doc.boxes as RefsDoc['boxes'] };
+  }
+
+  async writeRefs(refs: RefsDoc): Promise<void> {
+    const doc = { magic: REFS_MAGIC, version: 1, tags: refs.tags, boxes: refs.boxes };
+    this.writeAtomic(this.p('refs.json'), Buffer.from(JSON.stringify(doc, null, 1) + '\n'));
+  }
+
+  async listBlobs(): Promise<Array<{ digest: Digest; size: number }>> {
+    return [...this.index].map(([digest, l]) => ({ digest, size: l.length }));
+  }
+
+  async deleteBlobs(keep: (digest: Digest) => boolean): Promise<{ blobs: number; bytes: number }> {
+    this.rescan();
+    const dead = new Set<Digest>();
+    let bytes = 0;
+    for (const [d, l] of this.index) if (!keep(d)) { dead.add(d); bytes += l.length; }
+    for (const [name, entries] of [...this.packs]) {
+      if (!entries.some((e) => dead.has(e.digest))) continue;
+      const live = entries.filter((e) => !dead.has(e.digest));
+      // Live blobs are copied as stored bytes, unverified: a corrupt one stays corrupt (and reported by verify)
+      // rather than blocking every gc. The new pack is durable before the old one goes.
+      if (live.length) await this.writePack(live.map((e) => ({ digest: e.digest, data: this.readRaw({ pack: name, ...e }) })));
+      this.forget(name);
+      fs.rmSync(this.p('packs', name), { force: true });
+    }
+    fsyncDir(this.p('packs'));
+    this.rescan();
+    return { blobs: dead.size, bytes };
+  }
+
+  async verify(): Promise<BlobProblem[]> {
+    const out: BlobProblem[] = [];
+    for (const name of fs.readdirSync(this.p('packs')).sort()) {
+      const where = `packs/${name}`;
+      if (!PACK_NAME.test(name)) { out.push({ where, problem: 'unexpected file (not a pack)' }); continue; }
+      const fd = fs.openSync(this.p('packs', name), 'r');
+      try {
+        const { entries, indexHash } = readPackIndex(this.p('packs', name), fd);
+        if (`${indexHash}.pack` !== name) out.push({ where, problem: `pack name does not match the sha256 of its index (${indexHash})` });
+        for (const e of entries) {
+          if (digestFromBytes(sha256(readExact(fd, e.offset, e.length))) !== e.digest) out.push({ digest: e.digest, where, problem: 'content does not match its digest' });
+        }
+      } catch (e) {
+        if (!(e instanceof LayerboxError)) throw e;
+        out.push({ where, problem: e.message });
+      } finally { fs.closeSync(fd); }
+    }
+    try { await this.readRefs(); } catch (e) { out.push({ where: 'refs.json', problem: (e as Error).message }); }
+    return out;
+  }
+
+  async stats(): Promise<BackendStats> {
+    let bytes = 0;
+    for (const l of this.index.values()) bytes += l.length;
+    const count = (dir: string): number => fs.readdirSync(dir, { withFileTypes: true }).reduce((n, d) => n + (d.isDirectory() ? count(path.join(dir, d.name)) : 1), 0);
+    return { blobs: this.index.size, bytes, files: count(this.location) };
+  }
+
+  async close(): Promise<void> {
+    for (const fd of this.fds.values()) fs.closeSync(fd);
+    this.fds.clear();
+  }
+}
+
+/**
+ * Opens (or, unless `create` is false, creates) a directory store. Refuses a
+ * directory whose `layerbox-store.json` has an unknown magic or version, and a
+ * non-empty directory that is not a store.
+ */
+export async function openDirBackend(dir: string, opts: { create?: boolean } = {}): Promise<DirBackend> {
+  const root = path.resolve(dir);
+  const marker = path.join(root, STORE_FILE);
+  let entries: string[] | undefined;
+  try { entries = fs.readdirSync(root); } catch (e) {
+    if (errCode(e) === 'ENOTDIR') throw new LayerboxError(`${root} is not a directory`);
+    if (errCode(e) !== 'ENOENT') throw e;
+  }
+  if (entries?.includes(STORE_FILE)) {
+    let doc: { magic?: unknown; version?: unknown };
+    try { doc = JSON.parse(fs.readFileSync(marker, 'utf8')); } catch { throw new LayerboxError(`${marker} is not valid JSON: not a layerbox store`); }
+    if (doc?.magic !== STORE_MAGIC) throw new LayerboxError(`${root} is not a layerbox store (bad magic in ${STORE_FILE})`);
+    if (doc.version !== 1) throw new LayerboxError(`store ${root} has unknown format version ${JSON.stringify(doc.version)} (this layerbox reads version 1)`);
+  } else {
+    if (opts.create === false) throw new LayerboxError(`no layerbox store at ${root}`);
+    // Only our own subdirectories may be there already: a creation that died before writing the marker.
+    if (entries?.some((n) => n !== 'packs' && n !== 'tmp')) throw new LayerboxError(`refusing to use ${root} as a store: it is not empty and holds no ${STORE_FILE}`);
+    fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
+    // The marker goes in last and atomically: a directory with it is a complete store.
+    const tmp = path.join(root, 'tmp', `${process.pid}-init-${randomBytes(4).toString('hex')}`);
+    const fd = fs.openSync(tmp, 'wx');
+    try { fs.writeFileSync(fd, JSON.stringify({ magic: STORE_MAGIC, version: 1 }) + '\n'); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    fs.renameSync(tmp, marker);
+    fsyncDir(root);
+  }
+  fs.mkdirSync(path.join(root, 'packs'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
+  return new DirBackend(root);
+}
