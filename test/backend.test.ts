@@ -272,3 +272,35 @@ describe('DirBackend', () => {
     await b.close();
   });
 });
+
+describe('DirBackend gc folds small packs', () => {
+  it('keeps the host file count flat over many flushes', async () => {
+    const { mkdtemp, rm, readdir } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'layerbox-fold-'));
+    try {
+      const b = await openDirBackend(dir);
+      const all: Array<{ digest: Digest; data: Uint8Array }> = [];
+      for (let i = 0; i < 30; i++) {
+        const data = new TextEncoder().encode(`flush number ${i}`);
+        const blob = { digest: digestOf(data), data };
+        all.push(blob);
+        await b.lock(() => b.putBlobs([blob]));
+      }
+      expect((await readdir(join(dir, 'packs'))).length).toBe(30);
+      const dead = new Set(all.slice(0, 10).map((x) => x.digest));
+      await b.lock(() => b.deleteBlobs((d) => !dead.has(d)));
+      expect((await readdir(join(dir, 'packs'))).length).toBe(1);
+      for (const x of all.slice(10)) expect(new TextDecoder().decode(b.readBlobSync(x.digest))).toBe(new TextDecoder().decode(x.data));
+      expect(b.hasBlob(all[0]!.digest)).toBe(false);
+      expect(await b.verify()).toEqual([]);
+      await b.close();
+      const again = await openDirBackend(dir);
+      expect((await again.stats()).blobs).toBe(20);
+      await again.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -22,6 +22,9 @@ const WRITE_BUFFER = 4 << 20;
 interface Loc { pack: string; offset: number; length: number }
 interface PackEntry { digest: Digest; offset: number; length: number }
 
+/** Packs below this size are folded together by gc. */
+const SMALL_PACK = 8 * 1024 * 1024;
+
 const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
 const errCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -292,21 +295,33 @@ export class DirBackend implements Backend {
     return [...this.index].map(([digest, l]) => ({ digest, size: l.length }));
   }
 
+  /**
+   * Removes dead blobs by rewriting the packs that hold them, and folds small
+   * packs (one per flush or commit) together, so the host file count stays
+   * O(packs), not O(flushes).
+   */
   async deleteBlobs(keep: (digest: Digest) => boolean): Promise<{ blobs: number; bytes: number }> {
     this.rescan();
     const dead = new Set<Digest>();
     let bytes = 0;
     for (const [d, l] of this.index) if (!keep(d)) { dead.add(d); bytes += l.length; }
-    for (const [name, entries] of [...this.packs]) {
-      if (!entries.some((e) => dead.has(e.digest))) continue;
-      const live = entries.filter((e) => !dead.has(e.digest));
+    const packBytes = (entries: PackEntry[]) => entries.reduce((n, e) => n + e.length, 0);
+    const small = [...this.packs].filter(([, entries]) => packBytes(entries) < SMALL_PACK);
+    const rewrite = [...this.packs].filter(([, entries]) => entries.some((e) => dead.has(e.digest)) || (small.length > 1 && packBytes(entries) < SMALL_PACK));
+    if (rewrite.length) {
+      const seen = new Set<Digest>();
+      const live: Array<{ digest: Digest; pack: string; offset: number; length: number }> = [];
+      for (const [name, entries] of rewrite) for (const e of entries) if (!dead.has(e.digest) && !seen.has(e.digest)) { seen.add(e.digest); live.push({ pack: name, ...e }); }
       // Live blobs are copied as stored bytes, unverified: a corrupt one stays corrupt (and reported by verify)
-      // rather than blocking every gc. The new pack is durable before the old one goes.
-      if (live.length) await this.writePack(live.map((e) => ({ digest: e.digest, data: this.readRaw({ pack: name, ...e }) })));
-      this.forget(name);
-      fs.rmSync(this.p('packs', name), { force: true });
+      // rather than blocking every gc. The new pack is durable before the old ones go.
+      const fresh = live.length ? (await this.writePack((function* (self) { for (const l of live) yield { digest: l.digest, data: self.readRaw(l) }; })(this))).name : null;
+      for (const [name] of rewrite) {
+        if (name === fresh) continue;
+        this.forget(name);
+        fs.rmSync(this.p('packs', name), { force: true });
+      }
+      fsyncDir(this.p('packs'));
     }
-    fsyncDir(this.p('packs'));
     this.rescan();
     return { blobs: dead.size, bytes };
   }
