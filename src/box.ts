@@ -1,4 +1,5 @@
 import type { Digest } from './digest.js';
+import { LayerboxError } from './errno.js';
 import type { ImageManifest } from './image.js';
 import { decodeLayer, encodeLayer } from './layer.js';
 import { type Change, diffOverlay } from './overlay/diff.js';
@@ -6,6 +7,7 @@ import { Overlay } from './overlay/overlay.js';
 import { collectDirtyChunks, upperToTable } from './overlay/snapshot.js';
 import { type LowerLayer, emptyUpper, mountUpper } from './overlay/tree.js';
 import type { BoxRecord } from './store/backend.js';
+import { type GuestIo, type Mount, type RunResult, runModule } from './run.js';
 import type { Store } from './store/store.js';
 
 /**
@@ -15,7 +17,8 @@ import type { Store } from './store/store.js';
 export class Box {
   private constructor(
     readonly store: Store,
-    readonly name: string,
+    /** Null for an ephemeral box (over an image, never persisted). */
+    readonly name: string | null,
     private record: BoxRecord,
     private manifest: ImageManifest,
     private lowers: LowerLayer[],
@@ -28,6 +31,41 @@ export class Box {
     const lowers = await store.mountImage(manifest);
     const upper = record.upper ? mountUpper(decodeLayer(await store.backend.getBlob(record.upper), `upper ${record.upper}`, 'upper')) : emptyUpper();
     return new Box(store, name, record, manifest, lowers, new Overlay(lowers, upper, store.overlayOptions()));
+  }
+
+  /** A box over an image whose changes live only in memory (`run --image`). */
+  static async ephemeral(store: Store, image: Digest): Promise<Box> {
+    const record: BoxRecord = { image, upper: null, created: store.nowIso() };
+    const manifest = await store.manifest(image);
+    const lowers = await store.mountImage(manifest);
+    return new Box(store, null, record, manifest, lowers, new Overlay(lowers, emptyUpper(), store.overlayOptions()));
+  }
+
+  /** Reloads the persisted state (after another thread or process changed the box). */
+  async reload(): Promise<void> {
+    if (this.name === null) return;
+    const fresh = await Box.open(this.store, this.name, await this.store.boxRecord(this.name));
+    Object.assign(this, { record: fresh.record, manifest: fresh.manifest, lowers: fresh.lowers, overlay: fresh.overlay });
+  }
+
+  /**
+   * Runs a WASI command with this box as `/`. Its environment is the image's
+   * config plus `env`; nothing of the host's. Changes are flushed when it ends.
+   * With `timeoutMs`, hosts that can (Node, over a directory store) run it in
+   * a worker they can stop.
+   */
+  async run(wasm: Uint8Array | WebAssembly.Module, opts: GuestIo & { mounts?: Mount[]; timeoutMs?: number } = {}): Promise<RunResult> {
+    const env = [...this.config.env, ...(opts.env ?? [])];
+    if (this.store.runner && this.name !== null) {
+      await this.flush();
+      const r = await this.store.runner(this, wasm, { ...opts, env });
+      await this.reload();
+      return r;
+    }
+    const module = wasm instanceof Uint8Array ? await WebAssembly.compile(wasm) : wasm;
+    const r = runModule(module, [{ guest: '/', fs: this.overlay }, ...(opts.mounts ?? [])], { ...opts, env });
+    await this.flush();
+    return r;
   }
 
   /** The merged view the guest sees. */
@@ -45,6 +83,7 @@ export class Box {
 
   /** Writes the upper's changes to the store (chunks, then the upper snapshot, then the box pointer). */
   async flush(): Promise<void> {
+    if (this.name === null) return;
     const upper = this.overlay.upper;
     const chunks = collectDirtyChunks(upper, (b) => this.store.digest(b));
     let digest: Digest | null = null;
@@ -68,6 +107,7 @@ export class Box {
    * tags it, and moves the box onto it with an empty upper. O(changes).
    */
   async commit(opts: { tag?: string; message?: string } = {}): Promise<Digest> {
+    if (this.name === null) throw new LayerboxError('an ephemeral box cannot be committed');
     const upper = this.overlay.upper;
     const chunks = collectDirtyChunks(upper, (b) => this.store.digest(b));
     const table = upperToTable(upper, 'layer', this.store.chunkSize, this.lowers.at(-1)!.root);
@@ -102,6 +142,10 @@ export class Box {
 
   /** Drops every change: the box sees its image again. */
   async reset(): Promise<void> {
+    if (this.name === null) {
+      this.overlay = new Overlay(this.lowers, emptyUpper(), this.store.overlayOptions());
+      return;
+    }
     await this.store.resetBox(this.name);
     this.record = { ...this.record, upper: null };
     this.overlay = new Overlay(this.lowers, emptyUpper(), this.store.overlayOptions());
@@ -109,6 +153,7 @@ export class Box {
 
   /** Flushes, then copies this box under a new name (O(1)). */
   async fork(newName: string): Promise<Box> {
+    if (this.name === null) throw new LayerboxError('an ephemeral box cannot be forked');
     await this.flush();
     await this.store.forkBox(this.name, newName);
     return this.store.openBox(newName);

@@ -7,3 +7,23 @@ declare class TextDecoder {
   constructor(label?: string, options?: { fatal?: boolean });
   decode(input?: Uint8Array): string;
 }
+declare const performance: { now(): number; readonly timeOrigin: number };
+declare const crypto: { getRandomValues<T extends Uint8Array>(array: T): T };
+declare namespace WebAssembly {
+  class Module {
+    constructor(bytes: Uint8Array);
+    static imports(m: Module): Array<{ module: string; name: string; kind: string }>;
+    static exports(m: Module): Array<{ name: string; kind: string }>;
+  }
+  class Instance {
+    constructor(m: Module, imports?: Record<string, Record<string, unknown>>);
+    readonly exports: Record<string, unknown>;
+  }
+  class Memory {
+    readonly buffer: ArrayBuffer;
+  }
+  class RuntimeError extends Error {}
+  class CompileError extends Error {}
+  class LinkError extends Error {}
+  function compile(bytes: Uint8Array): Promise<Module>;
+}

@@ -13,6 +13,13 @@ export { Box } from './box.js';
 export { Store, type StoreOptions, type ImageInfo, type HistoryRow, type BoxInfo, type ImportOptions, type FsckReport } from './store/store.js';
 export { type Backend, type BoxRecord, type RefsDoc, type BlobProblem, type BackendStats, Mutex, emptyRefs } from './store/backend.js';
 export { MemoryBackend } from './store/memory.js';
+export { runModule, guestFds, type Mount, type GuestIo, type RunResult } from './run.js';
+export { WasiHost, WasiExit, defaultWasiEnv, type WasiEnv, type WasiOptions } from './wasi/host.js';
+export { Fd, Filestat, Fdstat, Dirent, Prestat } from './wasi/fd.js';
+export { DirFd, FileFd, attempt, toFilestat, type FsFdContext } from './wasi/fs-fd.js';
+export { InputFd, OutputFd, bytesSource } from './wasi/stdio.js';
+export type { GuestFs, GuestFile } from './wasi/guest-fs.js';
+export * as wasiDefs from './wasi/defs.js';
 
 import { Store, type StoreOptions } from './store/store.js';
 import { MemoryBackend } from './store/memory.js';

@@ -82,6 +82,8 @@ export class Overlay {
   /** Lower leaves that were copied up, by inode: every later lookup of them lands on the copy. */
   private copies = new Map<number, Leaf>();
   private redirectCache = new Map<string, DirNode[]>();
+  /** Bumped on every change of names (see GuestFs.version). */
+  version = 0;
 
   constructor(readonly lowers: readonly LowerLayer[], upper: UpperState = emptyUpper(), readonly opts: OverlayOptions) {
     this.upper = upper;
@@ -406,6 +408,19 @@ export class Overlay {
   }
 
   /** @internal used by FileHandle */
+  statLeaf(leaf: Leaf): Stat {
+    return this.statOf({ leaf: this.current(leaf) });
+  }
+
+  /** @internal used by FileHandle */
+  utimesLeaf(leaf: Leaf, atime: bigint | undefined, mtime: bigint | undefined): void {
+    const m = this.copyUp(this.current(leaf)).meta;
+    if (atime !== undefined) m.atime = atime;
+    if (mtime !== undefined) m.mtime = mtime;
+    m.ctime = this.now();
+  }
+
+  /** @internal used by FileHandle */
   writeLeaf(leaf: Leaf, offset: number, data: Uint8Array): void {
     const f = this.writableFile(leaf);
     this.content.write(f, offset, data);
@@ -445,6 +460,7 @@ export class Overlay {
   // ---- namespace changes -------------------------------------------------------
 
   private touchDir(d: MDir): void {
+    this.version++;
     const n = this.upperDir(d);
     n.meta.mtime = n.meta.ctime = this.now();
   }
@@ -669,6 +685,12 @@ export class FileHandle {
   truncate(size: number): void {
     if (size < 0 || !Number.isSafeInteger(size)) throw fsError('INVAL', `bad size ${size}`);
     this.ov.truncateLeaf(this.node, size);
+  }
+  stat(): Stat {
+    return this.ov.statLeaf(this.leaf);
+  }
+  utimes(atime: bigint | undefined, mtime: bigint | undefined): void {
+    this.ov.utimesLeaf(this.leaf, atime, mtime);
   }
 }
 

@@ -8,6 +8,7 @@ import { Overlay } from '../overlay/overlay.js';
 import { type LowerLayer, mountLower } from '../overlay/tree.js';
 import { squashTable } from '../overlay/squash.js';
 import type { Backend, BlobProblem, BoxRecord, RefsDoc } from './backend.js';
+import type { GuestIo, Mount, RunResult } from '../run.js';
 
 export interface StoreOptions {
   /** Chunk size for new content (default 64 KiB). */
@@ -62,6 +63,8 @@ export class Store {
   readonly chunkSize: number;
   readonly hash: Hasher;
   readonly clock: () => bigint;
+  /** Set by hosts that run guests elsewhere (a worker they can stop); Box.run uses it. */
+  runner?: (box: Box, wasm: Uint8Array | WebAssembly.Module, opts: GuestIo & { mounts?: Mount[]; timeoutMs?: number }) => Promise<RunResult>;
   /** Mounted lower layers by (position, digest): boxes over one image share them. */
   private mounted = new Map<string, LowerLayer>();
 
@@ -273,6 +276,11 @@ export class Store {
   async openBox(name: string): Promise<Box> {
     const rec = await this.boxRecord(name);
     return Box.open(this, name, rec);
+  }
+
+  /** A box over an image that is never persisted (its changes vanish with it). */
+  async ephemeralBox(image: string): Promise<Box> {
+    return Box.ephemeral(this, await this.resolveImage(image));
   }
 
   async listBoxes(): Promise<BoxInfo[]> {

@@ -1,0 +1,32 @@
+import type { DirEntry, OpenOptions, Stat } from '../overlay/overlay.js';
+
+/** An open regular file as the syscall layer needs it. */
+export interface GuestFile {
+  readonly size: number;
+  read(offset: number, length: number): Uint8Array;
+  write(offset: number, data: Uint8Array): void;
+  truncate(size: number): void;
+  stat(): Stat;
+  utimes(atime: bigint | undefined, mtime: bigint | undefined): void;
+}
+
+/**
+ * The filesystem under WASI directory fds: the overlay implements it, and so
+ * does a confined host directory (runtime/node). Paths are absolute inside
+ * this filesystem; errors are thrown as FsError.
+ */
+export interface GuestFs {
+  /** Bumped on every change of names, so directory listings can be cached. */
+  readonly version: number;
+  stat(path: string, follow?: boolean): Stat;
+  readdir(path: string): DirEntry[];
+  open(path: string, o?: OpenOptions): GuestFile;
+  mkdir(path: string, mode?: number): void;
+  rmdir(path: string): void;
+  unlink(path: string): void;
+  rename(from: string, to: string): void;
+  symlink(target: string, path: string): void;
+  readlink(path: string): string;
+  link(from: string, to: string, followFrom?: boolean): void;
+  utimes(path: string, atime: bigint | undefined, mtime: bigint | undefined, follow?: boolean): void;
+}
