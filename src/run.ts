@@ -81,7 +81,7 @@ export function runModule(module: WebAssembly.Module, mounts: Mount[], io: Guest
       if (imp.module !== 'wasi_snapshot_preview1' && imp.module !== 'wasi_unstable') throw new WebAssembly.LinkError(`the program imports ${imp.module}.${imp.name}, which a WASI host does not provide`);
     }
     imports.wasi_unstable = host.wasiImport;
-    const instance = new WebAssembly.Instance(module, imports);
+    const instance = new WebAssembly.Instance(module, imports as never);
     if (typeof instance.exports._start !== 'function') throw new WebAssembly.LinkError('the module has no _start (not a WASI command)');
     exitCode = host.start(instance);
   } catch (e) {
