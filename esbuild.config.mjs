@@ -7,6 +7,7 @@ const nodeBanner = { js: "import { createRequire as __lbCreateRequire } from 'no
 
 await Promise.all([
   build({ ...common, platform: 'node', entryPoints: { node: 'runtime/node/index.ts' }, outdir: 'dist', banner: nodeBanner }),
+  build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/node/worker.ts' }, outdir: 'dist', banner: nodeBanner }),
   build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node\n' + nodeBanner.js } }),
   build({ ...common, platform: 'neutral', entryPoints: { core: 'src/index.ts' }, outdir: 'dist', mainFields: ['module', 'main'] }),
   build({ ...common, platform: 'browser', entryPoints: { browser: 'runtime/browser/index.ts' }, outdir: 'dist' }),

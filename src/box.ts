@@ -58,9 +58,11 @@ export class Box {
     const env = [...this.config.env, ...(opts.env ?? [])];
     if (this.store.runner && this.name !== null) {
       await this.flush();
-      const r = await this.store.runner(this, wasm, { ...opts, env });
-      await this.reload();
-      return r;
+      const r = await this.store.runner(this, wasm, { ...opts, env: opts.env ?? [] });
+      if (r) {
+        await this.reload();
+        return r;
+      }
     }
     const module = wasm instanceof Uint8Array ? await WebAssembly.compile(wasm) : wasm;
     const r = runModule(module, [{ guest: '/', fs: this.overlay }, ...(opts.mounts ?? [])], { ...opts, env });

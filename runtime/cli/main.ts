@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, openStore, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, openStore, runInWorker, shortDigest } from '../node/index.js';
 import { Progress } from './progress.js';
 
 const USAGE = `usage: layerbox [--store DIR] COMMAND [ARGS]
@@ -21,6 +21,11 @@ Boxes
   cat BOX:/path                                   print a file of a box
   diff BOX [--json]                               A|C|D PATH lines against the box's image
   commit BOX --tag NAME[:TAG] [-m MSG]            the box's changes as a new image layer
+Running
+  run [--box BOX | --image IMAGE] [--dir HOST::GUEST]... [--env K=V]... [--timeout SEC] PROGRAM [-- ARGS...]
+                                                  run a WASI program (a host .wasm or BOX:/path) with the box as /;
+                                                  --image alone gives a box that is thrown away; exits with the
+                                                  guest's exit code (a trap: 134; a timeout: 124)
 Store
   gc                                              remove blobs no tag or box uses
   fsck [--json]                                   verify every blob and reference
@@ -168,6 +173,34 @@ async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[])
   }
 }
 
+async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
+  const { v, p } = args(argv, { box: { type: 'string' }, image: { type: 'string' }, dir: { type: 'string', multiple: true }, env: { type: 'string', short: 'e', multiple: true }, timeout: { type: 'string' } }, [1, Infinity]);
+  if (!!v.box === !!v.image) throw new UsageError('run needs one of --box BOX or --image IMAGE');
+  const dirs = ((v.dir as unknown as string[] | undefined) ?? []).map((d) => {
+    const i = d.indexOf('::');
+    if (i <= 0 || !d.slice(i + 2).startsWith('/')) throw new UsageError(`--dir takes HOST::GUEST with an absolute GUEST path, got ${d}`);
+    return { host: d.slice(0, i), guest: d.slice(i + 2) };
+  });
+  for (const d of dirs) if (!(await stat(d.host).catch(() => null))?.isDirectory()) throw new LayerboxError(`--dir: not a directory: ${d.host}`);
+  const env = (v.env as unknown as string[] | undefined) ?? [];
+  for (const e of env) if (!/^[^=]+=/.test(e)) throw new UsageError(`--env takes K=V, got ${e}`);
+  const timeout = v.timeout === undefined ? undefined : Number(v.timeout);
+  if (timeout !== undefined && !(timeout > 0)) throw new UsageError(`--timeout takes a number of seconds, got ${v.timeout}`);
+  const program = p[0]!;
+  const bp = boxPath(program);
+  if (!bp && !(await stat(program).catch(() => null))?.isFile()) throw new LayerboxError(`no such program: ${program}`);
+  if (store.backend.kind !== 'dir') throw new LayerboxError('run needs a directory store');
+  // Check the box or image exists before starting a worker.
+  if (v.box) await store.boxRecord(v.box as string);
+  else await store.resolveImage(v.image as string);
+  const name = (bp ? bp[1] : program).split('/').pop()!;
+  const r = await runInWorker(
+    { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit' },
+    { timeoutMs: timeout === undefined ? undefined : timeout * 1000, onStderr: (b) => process.stderr.write(b) },
+  );
+  process.exitCode = r.exitCode;
+}
+
 async function main(argv: string[]): Promise<void> {
   let storeDir = process.env.LAYERBOX_STORE || './.layerbox';
   while (argv[0]?.startsWith('--store')) {
@@ -184,7 +217,7 @@ async function main(argv: string[]): Promise<void> {
     out(USAGE);
     return;
   }
-  const known = ['image', 'box', 'cp', 'ls', 'cat', 'diff', 'commit', 'gc', 'fsck'];
+  const known = ['image', 'box', 'cp', 'ls', 'cat', 'diff', 'commit', 'gc', 'fsck', 'run'];
   if (!known.includes(cmd)) throw new UsageError(`unknown command ${cmd}`);
   const store = await openStore(storeDir);
   try {
@@ -244,6 +277,8 @@ async function main(argv: string[]): Promise<void> {
         out(await box.commit({ tag: v.tag as string | undefined, message: v.message as string | undefined }));
         return;
       }
+      case 'run':
+        return await runCmd(store, rest);
       case 'gc': {
         args(rest, {}, [0, 0]);
         const r = await store.gc();

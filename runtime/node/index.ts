@@ -3,7 +3,8 @@
  * imports. `openStore('memory:')` or `openStore('/path/to/store')`.
  */
 import { type Digest, type ImportOptions, MemoryBackend, Store, type StoreOptions, type Backend } from '../../src/index.js';
-import { openDirBackend } from './dir-backend.js';
+import { DirBackend, openDirBackend } from './dir-backend.js';
+import { runInWorker } from './run.js';
 import { nodeClock, nodeHasher } from './host.js';
 import { type HostImportOptions, addHostDirectory, addTar } from './import.js';
 
@@ -11,6 +12,8 @@ export * from '../../src/index.js';
 export { copyIntoBox, copyOutOfBox } from './copy.js';
 export type { HostImportOptions, ImportProgress } from './import.js';
 export { DirBackend, openDirBackend } from './dir-backend.js';
+export { HostFs } from './host-fs.js';
+export { runInWorker, TIMEOUT_EXIT, type WorkerRequest } from './run.js';
 
 /** A store with the Node host's imports. */
 export class NodeStore extends Store {
@@ -29,5 +32,14 @@ export class NodeStore extends Store {
 export async function openStore(target: string, opts: StoreOptions & { create?: boolean } = {}): Promise<NodeStore> {
   const o = { hasher: nodeHasher, clock: nodeClock, ...opts };
   const backend: Backend = target === 'memory:' ? new MemoryBackend(o.hasher) : await openDirBackend(target, { create: opts.create });
-  return new NodeStore(backend, o);
+  const store = new NodeStore(backend, o);
+  if (backend instanceof DirBackend) {
+    // Over a directory store, guests run in a worker that opens the store itself, so a timeout can stop them.
+    store.runner = async (box, wasm, opts) => {
+      if (opts.mounts?.length || typeof opts.stdin === 'function' || !(wasm instanceof Uint8Array) || opts.extraFds?.length) return null;
+      const stdin = typeof opts.stdin === 'string' ? new TextEncoder().encode(opts.stdin) : opts.stdin;
+      return runInWorker({ store: backend.location, box: box.name!, program: wasm, args: opts.args ?? ['main'], env: opts.env ?? [], dirs: [], stdio: 'pipe', stdin }, { timeoutMs: opts.timeoutMs, onStdout: opts.stdout, onStderr: opts.stderr });
+    };
+  }
+  return store;
 }

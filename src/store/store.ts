@@ -64,7 +64,7 @@ export class Store {
   readonly hash: Hasher;
   readonly clock: () => bigint;
   /** Set by hosts that run guests elsewhere (a worker they can stop); Box.run uses it. */
-  runner?: (box: Box, wasm: Uint8Array | WebAssembly.Module, opts: GuestIo & { mounts?: Mount[]; timeoutMs?: number }) => Promise<RunResult>;
+  runner?: (box: Box, wasm: Uint8Array | WebAssembly.Module, opts: GuestIo & { mounts?: Mount[]; timeoutMs?: number }) => Promise<RunResult | null>;
   /** Mounted lower layers by (position, digest): boxes over one image share them. */
   private mounted = new Map<string, LowerLayer>();
 

@@ -274,6 +274,10 @@ export class FileFd extends Fd {
   private can(r: bigint): boolean {
     return (this.rightsBase & r) === r;
   }
+  override fd_close(): number {
+    this.file.close?.();
+    return Errno.SUCCESS;
+  }
   override fd_fdstat_get() {
     return { ret: Errno.SUCCESS, fdstat: new Fdstat(FILETYPE.REGULAR_FILE, this.flags, this.rightsBase, this.rightsInheriting) };
   }

@@ -8,6 +8,8 @@ export interface GuestFile {
   truncate(size: number): void;
   stat(): Stat;
   utimes(atime: bigint | undefined, mtime: bigint | undefined): void;
+  /** Releases host resources (host files); overlay handles need none. */
+  close?(): void;
 }
 
 /**

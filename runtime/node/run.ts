@@ -1,0 +1,94 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { LayerboxError, type RunResult } from '../../src/index.js';
+
+export interface WorkerRequest {
+  /** Directory store path: the worker opens it itself. */
+  store: string;
+  box?: string;
+  /** With no box: an ephemeral box over this image. */
+  image?: string;
+  /** Host .wasm path, `BOX:/path`, or the bytes. */
+  program: string | Uint8Array;
+  args: string[];
+  env: string[];
+  dirs: Array<{ host: string; guest: string }>;
+  /** inherit: the guest writes straight to this process's stdout/stderr; pipe: chunks come back as messages. */
+  stdio: 'inherit' | 'pipe';
+  stdin?: Uint8Array | 'inherit';
+}
+
+export type WorkerMessage =
+  | { kind: 'stdout' | 'stderr'; data: Uint8Array }
+  | { kind: 'exit'; exitCode: number; trap?: string }
+  | { kind: 'error'; message: string; name: string };
+
+export interface WorkerRunOptions {
+  timeoutMs?: number;
+  onStdout?: (b: Uint8Array) => void;
+  onStderr?: (b: Uint8Array) => void;
+}
+
+/** Exit code of a guest stopped by its timeout (as timeout(1) uses). */
+export const TIMEOUT_EXIT = 124;
+
+function workerUrl(): URL {
+  const candidates = [new URL('./worker.js', import.meta.url), new URL('../../dist/worker.js', import.meta.url)];
+  const found = candidates.find((u) => existsSync(fileURLToPath(u)));
+  if (!found) throw new LayerboxError('the worker bundle (dist/worker.js) is missing: run npm run build');
+  return found;
+}
+
+/**
+ * Runs a guest in a worker thread over a directory store. A timeout
+ * terminates the worker: the guest stops, the host goes on, and the box keeps
+ * its state from before the run.
+ */
+export function runInWorker(req: WorkerRequest, o: WorkerRunOptions = {}): Promise<RunResult & { timedOut: boolean }> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(workerUrl(), { workerData: req, stdout: false, stderr: false });
+    const out: Uint8Array[] = [];
+    const err: Uint8Array[] = [];
+    let done = false;
+    const finish = (r: RunResult & { timedOut: boolean }) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve(r);
+    };
+    const concat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+    const timer = o.timeoutMs
+      ? setTimeout(() => {
+          void w.terminate().then(() => {
+            const msg = new TextEncoder().encode(`layerbox: guest stopped: no exit after ${o.timeoutMs! / 1000} s (timeout)\n`);
+            if (o.onStderr) o.onStderr(msg);
+            else err.push(msg);
+            finish({ exitCode: TIMEOUT_EXIT, stdout: concat(out), stderr: concat(err), timedOut: true });
+          });
+        }, o.timeoutMs)
+      : undefined;
+    w.on('message', (m: WorkerMessage) => {
+      if (m.kind === 'stdout' || m.kind === 'stderr') {
+        const sink = m.kind === 'stdout' ? o.onStdout : o.onStderr;
+        if (sink) sink(m.data);
+        else (m.kind === 'stdout' ? out : err).push(m.data);
+      } else if (m.kind === 'exit') {
+        finish({ exitCode: m.exitCode, trap: m.trap, stdout: concat(out), stderr: concat(err), timedOut: false });
+        void w.terminate();
+      } else {
+        done = true;
+        clearTimeout(timer);
+        void w.terminate();
+        reject(new LayerboxError((m as { message: string }).message));
+      }
+    });
+    w.on('error', (e) => {
+      if (!done) {
+        done = true;
+        clearTimeout(timer);
+        reject(e);
+      }
+    });
+  });
+}

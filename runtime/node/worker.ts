@@ -1,0 +1,70 @@
+// Worker-thread entry: opens the store itself, runs one guest against a box,
+// flushes the box, reports the exit code. The parent can terminate it at any
+// moment (timeout) without harming its own state.
+import * as fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { type Mount, runModule } from '../../src/index.js';
+import { HostFs } from './host-fs.js';
+import { openStore } from './index.js';
+import type { WorkerRequest, WorkerMessage } from './run.js';
+
+const req = workerData as WorkerRequest;
+const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+
+function stdinSource(): (max: number) => Uint8Array | null {
+  if (req.stdin !== 'inherit') {
+    const bytes = req.stdin ?? new Uint8Array();
+    let pos = 0;
+    return (max) => {
+      if (pos >= bytes.length) return null;
+      const out = bytes.subarray(pos, pos + max);
+      pos += out.length;
+      return out;
+    };
+  }
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  return (max) => {
+    const buf = Buffer.alloc(Math.max(1, Math.min(max, 65536)));
+    for (;;) {
+      try {
+        const n = fs.readSync(0, buf, 0, buf.length, null);
+        return n ? new Uint8Array(buf.buffer, buf.byteOffset, n) : null;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') Atomics.wait(wait, 0, 0, 10);
+        else if (code === 'EOF') return null;
+        else throw e;
+      }
+    }
+  };
+}
+
+async function main(): Promise<void> {
+  const store = await openStore(req.store);
+  const box = req.box ? await store.openBox(req.box) : await store.ephemeralBox(req.image!);
+  let wasm: Uint8Array;
+  if (typeof req.program === 'string') {
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]*):(\/.*)$/.exec(req.program);
+    wasm = m ? (m[1] === req.box ? box : await store.openBox(m[1]!)).fs.readFile(m[2]!) : new Uint8Array(fs.readFileSync(req.program));
+  } else wasm = req.program;
+  const module = await WebAssembly.compile(wasm);
+  const write = (fd: number, which: 'stdout' | 'stderr') => (b: Uint8Array) => {
+    if (req.stdio === 'inherit') {
+      for (let n = 0; n < b.length;) n += fs.writeSync(fd, b, n, b.length - n);
+    } else post({ kind: which, data: b.slice() });
+  };
+  const mounts: Mount[] = [{ guest: '/', fs: box.fs }, ...req.dirs.map((d) => ({ guest: d.guest, fs: new HostFs(d.host) }))];
+  const r = runModule(module, mounts, {
+    args: req.args,
+    env: [...box.config.env, ...req.env],
+    stdin: stdinSource(),
+    stdout: write(1, 'stdout'),
+    stderr: write(2, 'stderr'),
+    trace: process.env.LAYERBOX_TRACE ? (name, args, result) => fs.writeSync(2, `[wasi] ${name}(${args.map(String).join(', ')}) = ${result}\n`) : undefined,
+  });
+  await box.flush();
+  await store.backend.close();
+  post({ kind: 'exit', exitCode: r.exitCode, trap: r.trap });
+}
+
+main().catch((e: unknown) => post({ kind: 'error', message: (e as Error)?.message ?? String(e), name: (e as Error)?.name ?? 'Error' }));
