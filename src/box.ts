@@ -7,7 +7,8 @@ import { Overlay } from './overlay/overlay.js';
 import { collectDirtyChunks, upperToTable } from './overlay/snapshot.js';
 import { type LowerLayer, emptyUpper, mountUpper } from './overlay/tree.js';
 import type { BoxRecord } from './store/backend.js';
-import { type GuestIo, type Mount, type RunResult, runModule } from './run.js';
+import { type GuestIo, type Mount, type RunResult, guestFds, runModule } from './run.js';
+import { WasiHost } from './wasi/host.js';
 import type { Store } from './store/store.js';
 
 /**
@@ -68,6 +69,17 @@ export class Box {
     const r = runModule(module, [{ guest: '/', fs: this.overlay }, ...(opts.mounts ?? [])], { ...opts, env });
     await this.flush();
     return r;
+  }
+
+  /**
+   * A WASI host over this box for glue that drives the module itself (a
+   * reactor such as ruby.wasm: `initialize(instance)`, then calls into it).
+   * Call `flush()` when done to keep the changes.
+   */
+  wasi(opts: GuestIo & { mounts?: Mount[] } = {}): WasiHost {
+    const env = [...this.config.env, ...(opts.env ?? [])];
+    const collect = { out: [] as Uint8Array[], err: [] as Uint8Array[] };
+    return new WasiHost({ args: opts.args ?? ['main'], env, fds: guestFds([{ guest: '/', fs: this.overlay }, ...(opts.mounts ?? [])], opts, collect), wasiEnv: opts.wasiEnv, trace: opts.trace });
   }
 
   /** The merged view the guest sees. */
