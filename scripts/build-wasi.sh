@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Builds every test/wasi/*.c into test/wasi/build/<name>.wasm.
+#
+#   scripts/build-wasi.sh            rebuild what is stale (a .c or common.h
+#                                    newer than its .wasm, or a missing .wasm)
+#   scripts/build-wasi.sh --force    rebuild everything
+#   scripts/build-wasi.sh --check    build everything into a temp dir and
+#                                    compare sha256 with test/wasi/build/
+#                                    (exit 1 on any difference); writes nothing
+#
+# Compiler: Debian's clang 14 + wasi-libc (`clang --target=wasm32-wasi -O2`).
+# When a build is needed and clang or wasi-libc is missing, the Debian packages
+# are installed (apt-get update first if the package lists are empty).
+#
+# The .wasm files are committed, so builds must be reproducible: no debug info
+# (no paths), sources passed by a path relative to test/wasi, and
+# -ffile-prefix-map for good measure. `--check` verifies this.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SRC="$ROOT/test/wasi"
+OUT="$SRC/build"
+PKGS=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
+
+mode=stale
+case "${1:-}" in
+  "") ;;
+  --force) mode=force ;;
+  --check) mode=check ;;
+  -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+  *) echo "build-wasi: unknown option $1" >&2; exit 2 ;;
+esac
+
+# Extra flags per program; only where a program needs a wasi-libc emulation
+# (e.g. mman: -D_WASI_EMULATED_MMAN -lwasi-emulated-mman). None do today.
+extra_flags() {
+  case "$1" in
+    *) ;;
+  esac
+}
+
+CFLAGS=(--target=wasm32-wasi -O2 -Wall -Wl,--strip-debug -ffile-prefix-map="$SRC"=. -fdebug-prefix-map="$SRC"=.)
+
+have_toolchain() {
+  command -v clang >/dev/null 2>&1 || return 1
+  # wasi-libc's sysroot and the wasm32 compiler-rt builtins.
+  echo 'int main(void){return 0;}' | clang --target=wasm32-wasi -O2 -x c - -o /dev/null >/dev/null 2>&1
+}
+
+ensure_toolchain() {
+  have_toolchain && return 0
+  echo "build-wasi: installing ${PKGS[*]}" >&2
+  local SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $SUDO apt-get install -y "${PKGS[@]}" >&2; then
+    $SUDO apt-get update >&2
+    $SUDO apt-get install -y "${PKGS[@]}" >&2
+  fi
+  have_toolchain || { echo "build-wasi: clang --target=wasm32-wasi still does not work" >&2; exit 1; }
+}
+
+compile() { # <name> <output path>
+  local name="$1" out="$2"
+  # shellcheck disable=SC2046
+  (cd "$SRC" && clang "${CFLAGS[@]}" $(extra_flags "$name") -o "$out" "$name.c")
+}
+
+shopt -s nullglob
+sources=("$SRC"/*.c)
+if [ ${#sources[@]} -eq 0 ]; then echo "build-wasi: no sources in $SRC" >&2; exit 1; fi
+
+if [ "$mode" = check ]; then
+  ensure_toolchain
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  bad=0
+  for c in "${sources[@]}"; do
+    name="$(basename "$c" .c)"
+    compile "$name" "$tmp/$name.wasm"
+    want="$(sha256sum "$tmp/$name.wasm" | cut -d' ' -f1)"
+    have="$( [ -f "$OUT/$name.wasm" ] && sha256sum "$OUT/$name.wasm" | cut -d' ' -f1 || echo missing)"
+    if [ "$want" = "$have" ]; then
+      echo "same  $name.wasm $want"
+    else
+      echo "DIFF  $name.wasm built=$want committed=$have"
+      bad=1
+    fi
+  done
+  exit $bad
+fi
+
+mkdir -p "$OUT"
+stale=()
+for c in "${sources[@]}"; do
+  name="$(basename "$c" .c)"
+  w="$OUT/$name.wasm"
+  if [ "$mode" = force ] || [ ! -f "$w" ] || [ "$c" -nt "$w" ] || [ "$SRC/common.h" -nt "$w" ]; then
+    stale+=("$name")
+  fi
+done
+if [ ${#stale[@]} -eq 0 ]; then
+  echo "build-wasi: up to date"
+  exit 0
+fi
+ensure_toolchain
+for name in "${stale[@]}"; do
+  # Write to a temp name first so an interrupted build leaves no partial .wasm.
+  compile "$name" "$OUT/.$name.wasm.tmp"
+  chmod 644 "$OUT/.$name.wasm.tmp" # wasm-ld marks its output executable
+  mv -f "$OUT/.$name.wasm.tmp" "$OUT/$name.wasm"
+  echo "built test/wasi/build/$name.wasm"
+done
