@@ -75,7 +75,12 @@ export class HostFs implements GuestFs {
       if (!last && !st!.isDirectory()) throw new FsError(Errno.NOTDIR, `/${[...parts, c].join('/')}`);
       parts.push(c);
     }
-    return { host: nodePath.join(this.root, ...parts), parts };
+    const host = nodePath.join(this.root, ...parts);
+    if (trailingSlash && parts.length) {
+      const st = fs.lstatSync(host, { throwIfNoEntry: false });
+      if (st && !st.isDirectory()) throw new FsError(Errno.NOTDIR, `${path}`);
+    }
+    return { host, parts };
   }
 
   private run<T>(what: string, f: () => T): T {
