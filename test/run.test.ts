@@ -1,0 +1,166 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIR_RIGHTS, FILE_RIGHTS } from '../src/wasi/defs.js';
+import { DirFd, Errno, WasiHost, memoryStore, openStore } from '../runtime/node/index.js';
+
+const exec = promisify(execFile);
+const CLI = resolve('dist/cli.js');
+const GUEST = resolve('test/wasi/build/guest.wasm');
+const ESCAPE = resolve('test/wasi/build/escape.wasm');
+let tmp: string;
+let store: string;
+
+/** Runs the built CLI; stdin text optional. */
+function lb(argv: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+  const t0 = Date.now();
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '', SECRET_HOST_VAR: 'leak' } });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr, ms: Date.now() - t0 }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+beforeAll(async () => {
+  if (!existsSync(CLI) || !existsSync(resolve('dist/worker.js'))) await exec('node', ['esbuild.config.mjs']);
+  tmp = await mkdtemp(join(tmpdir(), 'layerbox-run-'));
+  store = join(tmp, 'store');
+  await mkdir(join(tmp, 'tree/etc'), { recursive: true });
+  await writeFile(join(tmp, 'tree/etc/secret'), 'box secret\n');
+  await writeFile(join(tmp, 'tree/etc/motd'), 'hello from the image\n');
+  expect((await lb(['image', 'import', join(tmp, 'tree'), '--tag', 'base'])).code).toBe(0);
+});
+afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+describe('layerbox run (built CLI)', () => {
+  it('--image writes only to a throw-away upper', async () => {
+    const r = await lb(['run', '--image', 'base', GUEST, '--', 'write', '/etc/motd', 'changed']);
+    expect(r).toMatchObject({ code: 0, stdout: 'wrote /etc/motd\n' });
+    expect(JSON.parse((await lb(['box', 'ls', '--json'])).stdout)).toEqual([]);
+    expect((await lb(['box', 'create', 'check', '--image', 'base'])).code).toBe(0);
+    expect((await lb(['cat', 'check:/etc/motd'])).stdout).toBe('hello from the image\n');
+  });
+
+  it('--box keeps the writes: diff shows them, commit keeps them', async () => {
+    expect((await lb(['box', 'create', 'b1', '--image', 'base'])).code).toBe(0);
+    const r = await lb(['run', '--box', 'b1', GUEST, '--', 'write', '/notes.txt', 'from the guest']);
+    expect(r.code).toBe(0);
+    expect((await lb(['cat', 'b1:/notes.txt'])).stdout).toBe('from the guest');
+    expect((await lb(['diff', 'b1'])).stdout).toBe('A /notes.txt\n');
+    const c = await lb(['commit', 'b1', '--tag', 'base:v2']);
+    expect(c.code).toBe(0);
+    expect((await lb(['run', '--image', 'base:v2', GUEST, '--', 'cat', '/notes.txt'])).stdout).toBe('from the guest');
+    expect((await lb(['run', '--image', 'base', GUEST, '--', 'cat', '/notes.txt'])).code).toBe(1);
+    // A program stored in a box runs too.
+    expect((await lb(['cp', GUEST, 'b1:/guest.wasm'])).code).toBe(0);
+    expect((await lb(['run', '--box', 'b1', 'b1:/guest.wasm', '--', 'cat', '/etc/motd'])).stdout).toBe('hello from the image\n');
+  });
+
+  it('gives the guest only the image environment and --env, and streams stdin', async () => {
+    const r = await lb(['run', '--image', 'base', '--env', 'A=1', '--env', 'B=two words', GUEST, '--', 'env', 'A', 'B', 'PATH', 'HOME', 'SECRET_HOST_VAR']);
+    expect(r.stdout).toBe('A=1\nB=two words\nPATH unset\nHOME unset\nSECRET_HOST_VAR unset\n');
+    const s = await lb(['run', '--image', 'base', GUEST, '--', 'stdin'], 'line one\nline two\n');
+    expect(s.stdout).toBe('line one\nline two\n');
+  });
+
+  it('exits with the guest code; a trap exits 134 with the reason', async () => {
+    expect((await lb(['run', '--image', 'base', GUEST, '--', 'exit', '42'])).code).toBe(42);
+    const t = await lb(['run', '--image', 'base', GUEST, '--', 'trap']);
+    expect(t.code).toBe(134);
+    expect(t.stderr).toMatch(/^layerbox: guest trap: unreachable/m);
+  });
+
+  it('--timeout stops a guest that never returns; the box and the store stay healthy', async () => {
+    const r = await lb(['run', '--box', 'b1', '--timeout', '2', GUEST, '--', 'loop']);
+    expect(r.code).toBe(124);
+    expect(r.stderr).toMatch(/guest stopped: no exit after 2 s \(timeout\)/);
+    expect(r.ms).toBeLessThan(15_000);
+    expect((await lb(['fsck'])).code).toBe(0);
+    expect((await lb(['run', '--box', 'b1', GUEST, '--', 'cat', '/notes.txt'])).stdout).toBe('from the guest');
+  });
+
+  it('refuses bad arguments with one clear line', async () => {
+    expect((await lb(['run', GUEST])).stderr).toMatch(/run needs one of --box BOX or --image IMAGE/);
+    expect((await lb(['run', '--image', 'nope', GUEST])).stderr).toBe('layerbox: no such image: nope\n');
+    expect((await lb(['run', '--image', 'base', join(tmp, 'missing.wasm')])).stderr).toMatch(/no such program/);
+    expect((await lb(['run', '--image', 'base', '--dir', 'relative', GUEST])).code).toBe(2);
+  });
+});
+
+describe('no way out of the root or a mounted directory', () => {
+  it('blocks .., absolute and climbing symlinks, chains, links and renames across mounts, overlong names', async () => {
+    const host = join(tmp, 'hostdir');
+    await mkdir(host);
+    await symlink('/etc/passwd', join(host, 'abs-out'));
+    await symlink('../../../../../../../etc/passwd', join(host, 'up-out'));
+    expect((await lb(['box', 'create', 'esc', '--image', 'base'])).code).toBe(0);
+    const r = await lb(['run', '--box', 'esc', '--dir', `${host}::/host`, ESCAPE]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'dotdot from root: ENOTCAPABLE',
+      'dotdot from host mount: ENOTCAPABLE',
+      'absolute symlink in box: ok',
+      'read via absolute symlink: read "box secret"',
+      'climbing symlink in box: ok',
+      'read via climbing symlink: ENOENT',
+      'symlink chain: ok',
+      'read via chain: ENOENT',
+      'host symlink to host /etc/passwd: ENOENT',
+      'host symlink climbing out: ENOENT',
+      'guest symlink in host mount: ok',
+      'read via guest symlink in host mount: ENOENT',
+      'hard link box -> host mount: EXDEV',
+      'hard link from outside host mount: ENOTCAPABLE',
+      'hard link via host symlink: ENOENT',
+      'rename box -> host mount: EXDEV',
+      'overlong name: ENAMETOOLONG',
+      'mkdir overlong name: ENAMETOOLONG',
+    ]);
+    // Nothing outside the mount was created or read.
+    expect(existsSync(join(tmp, 'stolen'))).toBe(false);
+    expect(await readFile(join(tmp, 'tree/etc/secret'), 'utf8')).toBe('box secret\n');
+  });
+
+  it('refuses NUL bytes in guest paths', async () => {
+    const s = memoryStore();
+    await s.importLayer(async (b) => b.addDir('/d'), { tag: 'x' });
+    const box = await s.createBox('b', { image: 'x' });
+    const ctx = { fs: box.fs, root: '/', now: () => 0n, dev: 1n };
+    const host = new WasiHost({ fds: [undefined, undefined, undefined, new DirFd(ctx, '/', DIR_RIGHTS, DIR_RIGHTS | FILE_RIGHTS, '/')] });
+    const memory = { buffer: new ArrayBuffer(65536) };
+    host.initialize({ exports: { memory } });
+    const path = new TextEncoder().encode('d\0/../../etc');
+    new Uint8Array(memory.buffer).set(path, 100);
+    const open = host.wasiImport.path_open!(3, 0, 100, path.length, 0, 0n, 0n, 0, 200);
+    expect(open).toBe(Errno.INVAL);
+    expect(host.wasiImport.path_create_directory!(3, 100, path.length)).toBe(Errno.INVAL);
+    expect(box.fs.readdir('/').map((e) => e.name)).toEqual(['d']);
+  });
+});
+
+describe('box.run in the library', () => {
+  it('runs over a directory store in a worker that a timeout can stop', async () => {
+    const s = await openStore(join(tmp, 'libstore'));
+    await s.importDirectory(join(tmp, 'tree'), { tag: 'base' });
+    const box = await s.createBox('lib', { image: 'base' });
+    const wasm = new Uint8Array(readFileSync(GUEST));
+    const ok = await box.run(wasm, { args: ['guest', 'write', '/lib.txt', 'x'] });
+    expect(ok.exitCode).toBe(0);
+    expect(box.fs.exists('/lib.txt')).toBe(true);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 50);
+    const r = await box.run(wasm, { args: ['guest', 'loop'], timeoutMs: 1000 });
+    clearInterval(timer);
+    expect(r.exitCode).toBe(124);
+    expect(ticks).toBeGreaterThan(5);
+    expect(box.diff()).toEqual([{ kind: 'A', path: '/lib.txt' }]);
+    await s.backend.close();
+  });
+});
