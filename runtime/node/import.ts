@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { lstat, open, opendir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { LayerboxError, type LayerBuilder } from '../../src/index.js';
@@ -74,53 +73,83 @@ export async function addHostDirectory(b: LayerBuilder, root: string, opts: Host
 
 /** Reads a tar (plain or gzip) into a layer. OCI whiteout names become whiteouts and opaque markers. */
 export async function addTar(b: LayerBuilder, file: string, opts: HostImportOptions = {}): Promise<void> {
+  const bad = (e: unknown): LayerboxError => (e instanceof LayerboxError ? e : new LayerboxError(`bad tar ${file}: ${(e as Error)?.message ?? e}`));
   const head = Buffer.alloc(2);
-  const fh = await open(file, 'r');
-  await fh.read(head, 0, 2, 0);
-  await fh.close();
-  let input: Readable = createReadStream(file);
-  if (head[0] === 0x1f && head[1] === 0x8b) input = input.pipe(createGunzip());
+  try {
+    const fh = await open(file, 'r');
+    try {
+      await fh.read(head, 0, 2, 0);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw new LayerboxError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  const src = createReadStream(file);
+  const gunzip = head[0] === 0x1f && head[1] === 0x8b ? createGunzip() : null;
   const extract = tar.extract();
+  // A read or gunzip error ends the extraction with that error.
+  const fail = (e: Error) => extract.destroy(bad(e));
+  src.on('error', fail);
+  gunzip?.on('error', fail);
+  (gunzip ? src.pipe(gunzip) : src).pipe(extract as unknown as NodeJS.WritableStream);
+
   const progress = { files: 0, bytes: 0 };
-  const done = new Promise<void>((resolve, reject) => {
-    extract.on('entry', (h, stream, next) => {
-      const run = async () => {
-        const raw = h.name;
-        if (raw.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(raw)}`);
-        const path = raw.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
-        const meta = { mode: h.mode ?? undefined, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ? BigInt(h.mtime.getTime()) * 1_000_000n : 0n };
-        const base = path.slice(path.lastIndexOf('/') + 1);
-        const dir = path.slice(0, Math.max(0, path.lastIndexOf('/')));
-        if (path === '' || path === '.') {
-          if (h.type === 'directory') b.addDir('/', meta);
-        } else if (base === '.wh..wh..opq') {
-          b.addDir(dir || '/');
-          b.markOpaque(dir || '/');
-        } else if (base.startsWith('.wh.')) {
-          b.addWhiteout(`${dir}/${base.slice(4)}`);
-        } else if (h.type === 'file' || h.type === 'contiguous-file') {
-          await b.addFile(path, stream as AsyncIterable<Uint8Array>, meta);
-          progress.bytes += h.size ?? 0;
-        } else if (h.type === 'directory') b.addDir(path, meta);
-        else if (h.type === 'symlink') b.addSymlink(path, h.linkname ?? '', meta);
-        else if (h.type === 'link') b.addHardlink(path, (h.linkname ?? '').replace(/^(\.\/)+/, ''));
-        else opts.onSkip?.(path, `unsupported tar entry type ${h.type}`);
+  /** Paths this archive gave an entry of its own (stored form), and the directories marked opaque. */
+  const seen = new Set<string>();
+  const opaque = new Set<string>();
+  try {
+    // The iterator hands out the next entry only after this one is handled, so the
+    // layer is complete when the loop ends.
+    for await (const entry of extract) {
+      const h = entry.header;
+      const raw = h.name;
+      if (raw.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(raw)}`);
+      // `./a//b/` -> `a/b`; `..` stays for the builder to refuse.
+      const path = raw.split('/').filter((c) => c !== '' && c !== '.').join('/');
+      const meta = { mode: h.mode ?? undefined, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ? BigInt(h.mtime.getTime()) * 1_000_000n : 0n };
+      const base = path.slice(path.lastIndexOf('/') + 1);
+      const dir = path.slice(0, Math.max(0, path.lastIndexOf('/')));
+      let stored = true;
+      if (path === '') {
+        if (h.type !== 'directory') throw new LayerboxError(`tar entry ${JSON.stringify(raw)} names the root but is not a directory`);
+        b.addDir('/', meta);
+      } else if (base === '.wh..wh..opq') {
+        // Applied at the end: the directory's own entry may come before or after its marker.
+        if (opaque.has(dir)) throw new LayerboxError(`duplicate entry ${JSON.stringify(raw)}`);
+        opaque.add(dir);
+      } else if (base.startsWith('.wh..wh.')) {
+        opts.onSkip?.(path, 'whiteout metadata');
+        stored = false;
+      } else if (base.startsWith('.wh.')) {
+        if (base === '.wh.') throw new LayerboxError(`whiteout without a name in tar: ${JSON.stringify(raw)}`);
+        b.addWhiteout(`${dir}/${base.slice(4)}`);
+      } else if (h.type === 'file' || h.type === 'contiguous-file') {
+        await b.addFile(path, entry as AsyncIterable<Uint8Array>, meta);
+        progress.bytes += h.size ?? 0;
+      } else if (h.type === 'directory') b.addDir(path, meta);
+      else if (h.type === 'symlink') b.addSymlink(path, h.linkname ?? '', meta);
+      else if (h.type === 'link') b.addHardlink(path, h.linkname ?? '');
+      else {
+        opts.onSkip?.(path, `unsupported tar entry type ${h.type}`);
+        stored = false;
+      }
+      if (stored && !base.startsWith('.wh.')) seen.add(path);
+      entry.resume();
+      if (stored) {
         progress.files++;
         opts.onProgress?.(progress);
-      };
-      run().then(() => {
-        if ((stream as unknown as Readable).readableEnded) next();
-        else stream.on('end', () => next()).resume();
-      }, (e) => {
-        stream.resume();
-        reject(e);
-        extract.destroy(e);
-      });
-    });
-    extract.on('finish', resolve);
-    extract.on('error', (e) => reject(e instanceof LayerboxError ? e : new LayerboxError(`bad tar ${file}: ${e.message}`)));
-    input.on('error', (e) => reject(new LayerboxError(`bad tar ${file}: ${e.message}`)));
-  });
-  input.pipe(extract);
-  await done;
+      }
+    }
+    for (const d of opaque) {
+      if (!seen.has(d)) b.addDir(d || '/');
+      b.markOpaque(d || '/');
+    }
+  } catch (e) {
+    throw bad(e);
+  } finally {
+    extract.destroy();
+    gunzip?.destroy();
+    src.destroy();
+  }
 }
