@@ -97,6 +97,15 @@ export class HostFs implements GuestFs {
     return this.run(path, () => statOf(fs.lstatSync(host, { bigint: true })));
   }
 
+  tryStat(path: string, follow = true): Stat | null {
+    try {
+      return this.stat(path, follow);
+    } catch (e) {
+      if (e instanceof FsError && e.errno === Errno.NOENT) return null;
+      throw e;
+    }
+  }
+
   readdir(path: string): DirEntry[] {
     const { host } = this.host(path, true);
     return this.run(path, () =>

@@ -62,12 +62,16 @@ export class FileContent {
     }
   }
 
-  read(f: FileNode, offset: number, length: number): Uint8Array {
+  /** Bytes [offset, offset+length); with `view`, possibly a view into a chunk that the caller must copy at once. */
+  read(f: FileNode, offset: number, length: number, view = false): Uint8Array {
     const end = Math.min(f.size, offset + length);
     if (offset >= end) return new Uint8Array(0);
     const cs = this.chunkSize;
     const first = Math.floor(offset / cs), last = Math.floor((end - 1) / cs);
-    if (first === last) return this.chunkData(f, first).slice(offset - first * cs, end - first * cs);
+    if (first === last) {
+      const data = this.chunkData(f, first);
+      return view ? data.subarray(offset - first * cs, end - first * cs) : data.slice(offset - first * cs, end - first * cs);
+    }
     const out = new Uint8Array(end - offset);
     for (let k = first; k <= last; k++) {
       const data = this.chunkData(f, k);

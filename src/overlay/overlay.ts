@@ -82,6 +82,7 @@ export class Overlay {
   /** Lower leaves that were copied up, by inode: every later lookup of them lands on the copy. */
   private copies = new Map<number, Leaf>();
   private redirectCache = new Map<string, DirNode[]>();
+  private nlinkCache = new WeakMap<DirNode, { version: number; nlink: number }>();
   /** Bumped on every change of names (see GuestFs.version). */
   version = 0;
 
@@ -199,7 +200,7 @@ export class Overlay {
         cur = cur.parent ?? cur;
         continue;
       }
-      if (utf8Length(c) > NAME_MAX) throw fsError('NAMETOOLONG', `name longer than ${NAME_MAX} bytes: ${c.slice(0, 40)}...`);
+      if (c.length * 3 > NAME_MAX && utf8Length(c) > NAME_MAX) throw fsError('NAMETOOLONG', `name longer than ${NAME_MAX} bytes: ${c.slice(0, 40)}...`);
       while (rest.length && (rest[rest.length - 1] === '' || rest[rest.length - 1] === '.')) rest.pop();
       const last = rest.length === 0;
       const f = this.lookup(cur, c);
@@ -331,13 +332,24 @@ export class Overlay {
       return { ino: l.ino, type: l.kind, mode: l.meta.mode, nlink: l.nlink, size, uid: l.meta.uid, gid: l.meta.gid, atime: l.meta.atime, mtime: l.meta.mtime, ctime: l.meta.ctime };
     }
     const d = f.dir.sources[0]!;
-    let subdirs = 0;
-    for (const e of this.list(f.dir)) if (e.type === 'dir') subdirs++;
-    return { ino: d.ino, type: 'dir', mode: d.meta.mode, nlink: 2 + subdirs, size: 4096, uid: d.meta.uid, gid: d.meta.gid, atime: d.meta.atime, mtime: d.meta.mtime, ctime: d.meta.ctime };
+    // nlink counts subdirectories: cached until names change, so stat in a big directory stays cheap.
+    let n = this.nlinkCache.get(d);
+    if (!n || n.version !== this.version) {
+      let subdirs = 0;
+      for (const e of this.list(f.dir)) if (e.type === 'dir') subdirs++;
+      this.nlinkCache.set(d, (n = { version: this.version, nlink: 2 + subdirs }));
+    }
+    return { ino: d.ino, type: 'dir', mode: d.meta.mode, nlink: n.nlink, size: 4096, uid: d.meta.uid, gid: d.meta.gid, atime: d.meta.atime, mtime: d.meta.mtime, ctime: d.meta.ctime };
   }
 
   stat(path: string, follow = true): Stat {
     return this.statOf(this.existing(path, follow).found);
+  }
+
+  /** Like stat, but null when the path does not exist (no exception on the common miss). */
+  tryStat(path: string, follow = true): Stat | null {
+    const r = this.resolve(path, follow);
+    return r.found ? this.statOf(r.found) : null;
   }
 
   lstat(path: string): Stat {
@@ -673,10 +685,11 @@ export class FileHandle {
     const n = this.node;
     return n.kind === 'file' ? n.size : 0;
   }
-  read(offset: number, length: number): Uint8Array {
+  /** With `view`, the result may share memory with the file: copy it before the file changes. */
+  read(offset: number, length: number, view = false): Uint8Array {
     const n = this.node;
     if (n.kind !== 'file') throw fsError('INVAL', 'not a regular file');
-    return this.ov.content.read(n, offset, length);
+    return this.ov.content.read(n, offset, length, view);
   }
   write(offset: number, data: Uint8Array): void {
     if (offset < 0 || !Number.isSafeInteger(offset)) throw fsError('INVAL', `bad offset ${offset}`);

@@ -236,12 +236,7 @@ export class DirFd extends Fd {
     const follow = (dirflags & LOOKUP_SYMLINK_FOLLOW) !== 0;
     const fs = this.ctx.fs;
     try {
-      let st: Stat | null = null;
-      try {
-        st = fs.stat(p, follow);
-      } catch (e) {
-        if (!(e instanceof FsError) || e.errno !== Errno.NOENT) throw e;
-      }
+      const st = fs.tryStat(p, follow);
       if (st && oflags & OFLAGS.CREAT && oflags & OFLAGS.EXCL) return fail(Errno.EXIST);
       if (oflags & OFLAGS.DIRECTORY) {
         if (!st) return fail(oflags & OFLAGS.CREAT ? Errno.INVAL : Errno.NOENT);
@@ -315,13 +310,13 @@ export class FileFd extends Fd {
   }
   override fd_read(size: number) {
     if (!this.can(RIGHTS.FD_READ)) return { ret: Errno.NOTCAPABLE, data: new Uint8Array() };
-    const r = attemptR('data', new Uint8Array(), () => this.file.read(this.position, size));
+    const r = attemptR('data', new Uint8Array(), () => this.file.read(this.position, size, true));
     this.position += r.data.length;
     return r;
   }
   override fd_pread(size: number, offset: bigint) {
     if (!this.can(RIGHTS.FD_READ | RIGHTS.FD_SEEK)) return { ret: Errno.NOTCAPABLE, data: new Uint8Array() };
-    return attemptR('data', new Uint8Array(), () => this.file.read(Number(offset), size));
+    return attemptR('data', new Uint8Array(), () => this.file.read(Number(offset), size, true));
   }
   override fd_write(data: Uint8Array) {
     if (!this.can(RIGHTS.FD_WRITE)) return { ret: Errno.NOTCAPABLE, nwritten: 0 };

@@ -3,7 +3,8 @@ import type { DirEntry, OpenOptions, Stat } from '../overlay/overlay.js';
 /** An open regular file as the syscall layer needs it. */
 export interface GuestFile {
   readonly size: number;
-  read(offset: number, length: number): Uint8Array;
+  /** With `view`, the bytes may be a view the caller copies at once (saves a copy on the read path). */
+  read(offset: number, length: number, view?: boolean): Uint8Array;
   write(offset: number, data: Uint8Array): void;
   truncate(size: number): void;
   stat(): Stat;
@@ -21,6 +22,8 @@ export interface GuestFs {
   /** Bumped on every change of names, so directory listings can be cached. */
   readonly version: number;
   stat(path: string, follow?: boolean): Stat;
+  /** stat, or null when nothing is there. */
+  tryStat(path: string, follow?: boolean): Stat | null;
   readdir(path: string): DirEntry[];
   open(path: string, o?: OpenOptions): GuestFile;
   mkdir(path: string, mode?: number): void;
