@@ -22,6 +22,8 @@ export interface GuestIo {
   /** Streams: called as the guest writes. Without them output is collected. */
   stdout?: (data: Uint8Array) => void;
   stderr?: (data: Uint8Array) => void;
+  /** Which stdio streams are terminals (isatty() in the guest); none by default. */
+  tty?: { stdin?: boolean; stdout?: boolean; stderr?: boolean };
   /** Called on fd_sync/fd_datasync. */
   onSync?: () => void;
   trace?: (name: string, args: unknown[], result: unknown) => void;
@@ -52,9 +54,9 @@ function concat(parts: Uint8Array[]): Uint8Array {
 export function guestFds(mounts: Mount[], io: GuestIo, collect: { out: Uint8Array[]; err: Uint8Array[] }): (Fd | undefined)[] {
   const stdin = io.stdin === undefined ? bytesSource(new Uint8Array()) : typeof io.stdin === 'function' ? io.stdin : bytesSource(typeof io.stdin === 'string' ? new TextEncoder().encode(io.stdin) : io.stdin);
   const fds: (Fd | undefined)[] = [
-    new InputFd(stdin),
-    new OutputFd(io.stdout ?? ((b) => collect.out.push(b.slice()))),
-    new OutputFd(io.stderr ?? ((b) => collect.err.push(b.slice()))),
+    new InputFd(stdin, io.tty?.stdin),
+    new OutputFd(io.stdout ?? ((b) => collect.out.push(b.slice())), io.tty?.stdout),
+    new OutputFd(io.stderr ?? ((b) => collect.err.push(b.slice())), io.tty?.stderr),
   ];
   const env = io.wasiEnv ?? defaultWasiEnv;
   mounts.forEach((m, i) => {

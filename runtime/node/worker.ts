@@ -2,6 +2,7 @@
 // flushes the box, reports the exit code. The parent can terminate it at any
 // moment (timeout) without harming its own state.
 import * as fs from 'node:fs';
+import { isatty } from 'node:tty';
 import { parentPort, workerData } from 'node:worker_threads';
 import { type Mount, runModule } from '../../src/index.js';
 import { HostFs } from './host-fs.js';
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
     stdin: stdinSource(),
     stdout: write(1, 'stdout'),
     stderr: write(2, 'stderr'),
+    tty: req.stdio === 'inherit' ? { stdin: req.stdin === 'inherit' && isatty(0), stdout: isatty(1), stderr: isatty(2) } : undefined,
     trace: process.env.LAYERBOX_TRACE ? (name, args, result) => fs.writeSync(2, `[wasi] ${name}(${args.map(String).join(', ')}) = ${result}\n`) : undefined,
   });
   await box.flush();

@@ -5,18 +5,21 @@ import { Fd, Fdstat, Filestat } from './fd.js';
 /** Shared behaviour of stdin/stdout/stderr: a character device that cannot seek. */
 abstract class StreamFd extends Fd {
   flags = 0;
-  constructor(private rights: bigint) {
+  /** A terminal is a character device (isatty() is true); anything else looks like a pipe, as node:wasi shows pipes. */
+  private readonly filetype: number;
+  constructor(private rights: bigint, tty: boolean) {
     super();
+    this.filetype = tty ? FILETYPE.CHARACTER_DEVICE : FILETYPE.SOCKET_STREAM;
   }
   override fd_fdstat_get() {
-    return { ret: Errno.SUCCESS, fdstat: new Fdstat(FILETYPE.CHARACTER_DEVICE, this.flags, this.rights, 0n) };
+    return { ret: Errno.SUCCESS, fdstat: new Fdstat(this.filetype, this.flags, this.rights, 0n) };
   }
   override fd_fdstat_set_flags(flags: number): number {
     this.flags = flags & (FDFLAGS.APPEND | FDFLAGS.NONBLOCK);
     return Errno.SUCCESS;
   }
   override fd_filestat_get() {
-    return { ret: Errno.SUCCESS, filestat: new Filestat(0n, 0n, FILETYPE.CHARACTER_DEVICE, 1n, 0n, 0n, 0n, 0n) };
+    return { ret: Errno.SUCCESS, filestat: new Filestat(0n, 0n, this.filetype, 1n, 0n, 0n, 0n, 0n) };
   }
   override fd_filestat_set_size(_size: bigint): number {
     return Errno.INVAL;
@@ -40,8 +43,8 @@ abstract class StreamFd extends Fd {
 
 /** stdout/stderr: every write goes to `sink` as it happens. */
 export class OutputFd extends StreamFd {
-  constructor(private sink: (data: Uint8Array) => void) {
-    super(STDIO_RIGHTS & ~RIGHTS.FD_READ);
+  constructor(private sink: (data: Uint8Array) => void, tty = false) {
+    super(STDIO_RIGHTS & ~RIGHTS.FD_READ, tty);
   }
   override fd_read(_size: number) {
     return { ret: Errno.BADF, data: new Uint8Array() };
@@ -54,8 +57,8 @@ export class OutputFd extends StreamFd {
 
 /** stdin: `source(max)` returns up to max bytes, blocking as the host allows; null at end of input. */
 export class InputFd extends StreamFd {
-  constructor(private source: (max: number) => Uint8Array | null) {
-    super(STDIO_RIGHTS & ~RIGHTS.FD_WRITE);
+  constructor(private source: (max: number) => Uint8Array | null, tty = false) {
+    super(STDIO_RIGHTS & ~RIGHTS.FD_WRITE, tty);
   }
   override fd_read(size: number) {
     const data = this.source(size);
