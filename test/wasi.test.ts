@@ -7,6 +7,8 @@ import { HostFs, type Mount, runModule } from '../runtime/node/index.js';
 import { memoryStore } from '../src/index.js';
 // @ts-expect-error plain JS helper without types
 import { FIXED_ENV, runNodeWasi } from './wasi/run-node-wasi.mjs';
+// @ts-expect-error plain JS helper without types
+import { runWasmer } from './wasi/run-wasmer.mjs';
 
 /**
  * Differential conformance: every C program of test/wasi runs under layerbox
@@ -78,6 +80,26 @@ describe.each(PROGRAMS.filter((p) => p !== 'exit'))('%s', (name) => {
       expect(missing, `node:wasi lines layerbox did not print:\n${missing.join('\n')}\n--- layerbox:\n${r.stdout}`).toEqual([]);
     });
   }
+});
+
+/**
+ * @wasmer/wasi 1.2.2 as a second reference, where it can run a program at
+ * all: its MemFS panics (`unreachable` inside its own Rust code) on most file
+ * programs, and where it completes it fails some of its own checks (times are
+ * 0, no symlinks). Every check it does pass must give layerbox the same line.
+ */
+describe('against @wasmer/wasi where it runs', () => {
+  it.each(PROGRAMS.filter((p) => p !== 'exit'))('%s', async (name) => {
+    const peer = await runWasmer(join('test/wasi/build', `${name}.wasm`));
+    if (!/summary: \d+ checks/.test(peer.stdout)) {
+      expect(peer.error ?? '', `wasmer output:\n${peer.stdout}`).toMatch(/unreachable/);
+      return;
+    }
+    const ours = new Set(checks((await layerbox(name, 'image')).stdout));
+    const bugs = PEER_BUGS[name] ?? [];
+    const missing = checks(peer.stdout).filter((l) => /: ok( \(.*\))?$/.test(l) && !ours.has(l) && !bugs.some((b) => b.line.test(l)));
+    expect(missing).toEqual([]);
+  });
 });
 
 describe('exit codes and traps', () => {
