@@ -95,20 +95,37 @@ export class Box {
     return this.manifest.config;
   }
 
+  /** Where the box stands in the store (its image and persisted upper). */
+  get state(): BoxRecord {
+    return this.record;
+  }
+
+  /**
+   * The upper as blobs to persist, computed without I/O: its new chunks and
+   * its table. `upper` equals `state.upper` when nothing changed since.
+   */
+  snapshot(): { upper: Digest | null; blobs: Array<{ digest: Digest; data: Uint8Array }> } {
+    const upper = this.overlay.upper;
+    const chunks = collectDirtyChunks(upper, (b) => this.store.digest(b));
+    const blobs = [...chunks].map(([digest, data]) => ({ digest, data }));
+    if (!upper.root) return { upper: null, blobs };
+    const bytes = encodeLayer(upperToTable(upper, 'upper', this.store.chunkSize, this.lowers.at(-1)!.root));
+    const digest = this.store.digest(bytes);
+    blobs.push({ digest, data: bytes });
+    return { upper: digest, blobs };
+  }
+
+  /** Records that a snapshot was persisted elsewhere (a worker's fd_sync handled by its parent). */
+  persisted(record: BoxRecord): void {
+    this.record = record;
+  }
+
   /** Writes the upper's changes to the store (chunks, then the upper snapshot, then the box pointer). */
   async flush(): Promise<void> {
     if (this.name === null) return;
-    const upper = this.overlay.upper;
-    const chunks = collectDirtyChunks(upper, (b) => this.store.digest(b));
-    let digest: Digest | null = null;
-    const blobs = [...chunks].map(([d, data]) => ({ digest: d, data }));
-    if (upper.root) {
-      const bytes = encodeLayer(upperToTable(upper, 'upper', this.store.chunkSize, this.lowers.at(-1)!.root));
-      digest = this.store.digest(bytes);
-      blobs.push({ digest, data: bytes });
-    }
-    if (digest === this.record.upper) return;
-    this.record = await this.store.writeUpper(this.name, this.record, digest, blobs);
+    const s = this.snapshot();
+    if (s.upper === this.record.upper) return;
+    this.record = await this.store.writeUpper(this.name, this.record, s.upper, s.blobs);
   }
 
   /** What changed against the image, like `docker diff`. */

@@ -86,6 +86,17 @@ describe('layerbox run (built CLI)', () => {
     expect((await lb(['run', '--box', 'b1', GUEST, '--', 'cat', '/notes.txt'])).stdout).toBe('from the guest');
   });
 
+  it('keeps what the guest fsynced even when a timeout stops it; unsynced writes are lost', async () => {
+    expect((await lb(['box', 'create', 'dur', '--image', 'base'])).code).toBe(0);
+    const k = await lb(['run', '--box', 'dur', '--timeout', '1', GUEST, '--', 'keep', '/kept.txt', 'durable']);
+    expect(k.code).toBe(124);
+    expect(k.stdout).toBe('written\n');
+    const l = await lb(['run', '--box', 'dur', '--timeout', '1', GUEST, '--', 'lose', '/lost.txt', 'volatile']);
+    expect(l.code).toBe(124);
+    expect((await lb(['diff', 'dur'])).stdout).toBe('A /kept.txt\n');
+    expect((await lb(['cat', 'dur:/kept.txt'])).stdout).toBe('durable');
+  });
+
   it('refuses bad arguments with one clear line', async () => {
     expect((await lb(['run', GUEST])).stderr).toMatch(/run needs one of --box BOX or --image IMAGE/);
     expect((await lb(['run', '--image', 'nope', GUEST])).stderr).toBe('layerbox: no such image: nope\n');

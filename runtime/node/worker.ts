@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { isatty } from 'node:tty';
 import { parentPort, workerData } from 'node:worker_threads';
-import { type Mount, runModule } from '../../src/index.js';
+import { Errno, FsError, type Mount, runModule } from '../../src/index.js';
 import { HostFs } from './host-fs.js';
 import { openStore } from './index.js';
 import type { WorkerRequest, WorkerMessage } from './run.js';
@@ -55,7 +55,19 @@ async function main(): Promise<void> {
     } else post({ kind: which, data: b.slice() });
   };
   const mounts: Mount[] = [{ guest: '/', fs: box.fs }, ...req.dirs.map((d) => ({ guest: d.guest, fs: new HostFs(d.host) }))];
+  // fd_sync: hand the snapshot to the parent and wait until it is durable (the guest is synchronous).
+  const onSync = () => {
+    if (!req.box) return;
+    const snap = box.snapshot();
+    if (snap.upper === box.state.upper) return;
+    const done = new Int32Array(new SharedArrayBuffer(4));
+    post({ kind: 'persist', box: req.box, expect: box.state, upper: snap.upper, blobs: snap.blobs, done });
+    Atomics.wait(done, 0, 0);
+    if (Atomics.load(done, 0) !== 1) throw new FsError(Errno.IO, 'fd_sync: the box could not be written');
+    box.persisted({ ...box.state, upper: snap.upper });
+  };
   const r = runModule(module, mounts, {
+    onSync,
     args: req.args,
     env: [...box.config.env, ...req.env],
     stdin: stdinSource(),

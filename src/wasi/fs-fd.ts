@@ -128,8 +128,7 @@ export class DirFd extends Fd {
     return { ret: Errno.ISDIR, offset: 0n };
   }
   override fd_sync(): number {
-    this.ctx.onSync?.();
-    return Errno.SUCCESS;
+    return attempt(() => this.ctx.onSync?.());
   }
 
   private entries(): DirEntry[] {
@@ -350,7 +349,6 @@ export class FileFd extends Fd {
     return { ret: Errno.SUCCESS, offset: BigInt(this.position) };
   }
   override fd_sync(): number {
-    this.ctx.onSync?.();
-    return Errno.SUCCESS;
+    return attempt(() => this.ctx.onSync?.());
   }
 }

@@ -6,10 +6,13 @@
 //   trap              executes an unreachable instruction
 //   exit CODE         exits with CODE
 //   stdin             copies stdin to stdout
+//   keep PATH TEXT    writes TEXT to PATH, fsyncs it, then never returns
+//   lose PATH TEXT    writes TEXT to PATH without fsync, then never returns
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
@@ -36,6 +39,17 @@ int main(int argc, char **argv) {
       if (v) printf("%s=%s\n", argv[i], v); else printf("%s unset\n", argv[i]);
     }
     return 0;
+  }
+  if ((!strcmp(a, "keep") || !strcmp(a, "lose")) && argc == 4) {
+    FILE *f = fopen(argv[2], "w");
+    if (!f) return 1;
+    fputs(argv[3], f);
+    fflush(f);
+    if (!strcmp(a, "keep") && fsync(fileno(f)) != 0) { printf("fsync: errno %d\n", errno); return 1; }
+    printf("written\n");
+    fflush(stdout);
+    volatile unsigned long n = 0;
+    for (;;) n++;
   }
   if (!strcmp(a, "loop")) { volatile unsigned long n = 0; for (;;) n++; }
   if (!strcmp(a, "trap")) __builtin_trap();
