@@ -48,19 +48,32 @@ export interface FsFdContext {
   dev: bigint;
 }
 
+/** An fd with WASI rights: they only ever shrink (fd_fdstat_set_rights). */
+abstract class RightsFd extends Fd {
+  constructor(public rightsBase: bigint, public rightsInheriting: bigint) {
+    super();
+  }
+  can(r: bigint): boolean {
+    return (this.rightsBase & r) === r;
+  }
+  override fd_fdstat_set_rights(base: bigint, inheriting: bigint): number {
+    if ((base & ~this.rightsBase) || (inheriting & ~this.rightsInheriting)) return Errno.NOTCAPABLE;
+    this.rightsBase = base;
+    this.rightsInheriting = inheriting;
+    return Errno.SUCCESS;
+  }
+}
+
 /** A directory of a guest filesystem (a preopen, or one opened with path_open). */
-export class DirFd extends Fd {
+export class DirFd extends RightsFd {
   /** Names handed out by readdir, so cookie n means "after names[n - 3]" even while the directory changes. */
   private issued: string[] = [];
   private cache: { version: number; entries: DirEntry[] } | null = null;
 
-  constructor(readonly ctx: FsFdContext, readonly path: string, public rightsBase: bigint, public rightsInheriting: bigint, readonly preopenName?: string) {
-    super();
+  constructor(readonly ctx: FsFdContext, readonly path: string, rightsBase: bigint, rightsInheriting: bigint, readonly preopenName?: string) {
+    super(rightsBase, rightsInheriting);
   }
 
-  private can(r: bigint): boolean {
-    return (this.rightsBase & r) === r;
-  }
 
   /** Joins a guest-relative path; absolute paths or `..` above the mount are not capable. */
   resolve(rel: string): string | number {
@@ -88,12 +101,6 @@ export class DirFd extends Fd {
     return { ret: Errno.SUCCESS, fdstat: new Fdstat(FILETYPE.DIRECTORY, 0, this.rightsBase, this.rightsInheriting) };
   }
   override fd_fdstat_set_flags(_flags: number): number {
-    return Errno.SUCCESS;
-  }
-  override fd_fdstat_set_rights(base: bigint, inheriting: bigint): number {
-    if ((base & ~this.rightsBase) || (inheriting & ~this.rightsInheriting)) return Errno.NOTCAPABLE;
-    this.rightsBase = base;
-    this.rightsInheriting = inheriting;
     return Errno.SUCCESS;
   }
   override fd_filestat_get() {
@@ -260,13 +267,10 @@ export class DirFd extends Fd {
 }
 
 /** A regular file of a guest filesystem, with its own position and flags. */
-export class FileFd extends Fd {
+export class FileFd extends RightsFd {
   position = 0;
-  constructor(readonly ctx: FsFdContext, readonly file: GuestFile, public rightsBase: bigint, public rightsInheriting: bigint, public flags: number) {
-    super();
-  }
-  private can(r: bigint): boolean {
-    return (this.rightsBase & r) === r;
+  constructor(readonly ctx: FsFdContext, readonly file: GuestFile, rightsBase: bigint, rightsInheriting: bigint, public flags: number) {
+    super(rightsBase, rightsInheriting);
   }
   override fd_close(): number {
     this.file.close?.();
@@ -278,12 +282,6 @@ export class FileFd extends Fd {
   override fd_fdstat_set_flags(flags: number): number {
     if (!this.can(RIGHTS.FD_FDSTAT_SET_FLAGS)) return Errno.NOTCAPABLE;
     this.flags = flags;
-    return Errno.SUCCESS;
-  }
-  override fd_fdstat_set_rights(base: bigint, inheriting: bigint): number {
-    if ((base & ~this.rightsBase) || (inheriting & ~this.rightsInheriting)) return Errno.NOTCAPABLE;
-    this.rightsBase = base;
-    this.rightsInheriting = inheriting;
     return Errno.SUCCESS;
   }
   override fd_filestat_get() {
