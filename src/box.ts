@@ -1,5 +1,6 @@
 import type { Digest } from './digest.js';
 import { LayerboxError } from './errno.js';
+import { exportTar } from './archive.js';
 import type { ImageManifest } from './image.js';
 import { decodeLayer, encodeLayer } from './layer.js';
 import { type Change, diffOverlay } from './overlay/diff.js';
@@ -57,9 +58,9 @@ export class Box {
    */
   async run(wasm: Uint8Array | WebAssembly.Module, opts: GuestIo & { mounts?: Mount[]; timeoutMs?: number } = {}): Promise<RunResult> {
     const env = [...this.config.env, ...(opts.env ?? [])];
-    if (this.store.runner && this.name !== null) {
+    if (this.store.runner) {
       await this.flush();
-      const r = await this.store.runner(this, wasm, { ...opts, env: opts.env ?? [] });
+      const r = await this.store.runner(this, wasm, { ...opts, env });
       if (r) {
         await this.reload();
         return r;
@@ -126,6 +127,11 @@ export class Box {
     const s = this.snapshot();
     if (s.upper === this.record.upper) return;
     this.record = await this.store.writeUpper(this.name, this.record, s.upper, s.blobs);
+  }
+
+  /** The box's merged view as a tar archive (uncompressed). */
+  exportTar(): Uint8Array {
+    return exportTar(this.overlay);
   }
 
   /** What changed against the image, like `docker diff`. */

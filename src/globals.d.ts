@@ -8,7 +8,10 @@ declare class TextDecoder {
   decode(input?: Uint8Array): string;
 }
 declare const performance: { now(): number; readonly timeOrigin: number };
-declare const crypto: { getRandomValues<T extends Uint8Array>(array: T): T };
+declare const crypto: {
+  getRandomValues<T extends Uint8Array>(array: T): T;
+  readonly subtle: { digest(algorithm: string, data: Uint8Array): Promise<ArrayBuffer> };
+};
 declare namespace WebAssembly {
   class Module {
     constructor(bytes: Uint8Array);
@@ -27,3 +30,12 @@ declare namespace WebAssembly {
   class LinkError extends Error {}
   function compile(bytes: Uint8Array): Promise<Module>;
 }
+declare function setTimeout(cb: () => void, ms?: number): unknown;
+declare function clearTimeout(handle: unknown): void;
+interface LayerboxFetchResponse {
+  readonly ok: boolean;
+  readonly status: number;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  text(): Promise<string>;
+}
+declare function fetch(url: string, init?: { headers?: Record<string, string> }): Promise<LayerboxFetchResponse>;

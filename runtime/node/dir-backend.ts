@@ -272,7 +272,20 @@ export class DirBackend implements Backend {
   async putBlobs(blobs: ReadonlyArray<{ digest: Digest; data: Uint8Array }>): Promise<void> {
     const fresh = new Map<Digest, Uint8Array>();
     for (const { digest, data } of blobs) if (!this.index.has(digest) && !fresh.has(digest)) fresh.set(digest, data);
-    if (fresh.size) await this.writePack([...fresh].map(([digest, data]) => ({ digest, data })));
+    if (fresh.size) {
+      await this.writePack([...fresh].map(([digest, data]) => ({ digest, data })));
+      this.publishPackList();
+    }
+  }
+
+  /**
+   * packs.json lists the packs, so the directory can be served over plain
+   * HTTP as a read-only store (range requests fetch indexes and single blobs).
+   */
+  private publishPackList(): void {
+    this.rescan();
+    const doc = { magic: 'layerbox-packs', version: 1, packs: [...this.packs.keys()].sort() };
+    this.writeAtomic(this.p('packs.json'), new TextEncoder().encode(JSON.stringify(doc)));
   }
 
   async readRefs(): Promise<RefsDoc> {
@@ -321,6 +334,7 @@ export class DirBackend implements Backend {
         fs.rmSync(this.p('packs', name), { force: true });
       }
       fsyncDir(this.p('packs'));
+      this.publishPackList();
     }
     this.rescan();
     return { blobs: dead.size, bytes };

@@ -7,6 +7,8 @@ import { DEFAULT_CHUNK_SIZE, type LayerTable, chunksOf, decodeLayer, encodeLayer
 import { Overlay } from '../overlay/overlay.js';
 import { type LowerLayer, mountLower } from '../overlay/tree.js';
 import { squashTable } from '../overlay/squash.js';
+import { addTarBytes, exportTar } from '../archive.js';
+import { utf8 } from '../text.js';
 import type { Backend, BlobProblem, BoxRecord, RefsDoc } from './backend.js';
 import type { GuestIo, Mount, RunResult } from '../run.js';
 
@@ -227,6 +229,27 @@ export class Store {
       }
       return img.digest;
     });
+  }
+
+  /** Imports an uncompressed tar as a one-layer image (host-neutral; Node also reads .tar.gz from files). */
+  importTarBytes(bytes: Uint8Array, opts: ImportOptions = {}): Promise<Digest> {
+    return this.importLayer((b) => addTarBytes(b, bytes), { createdBy: 'layerbox import tar', ...opts });
+  }
+
+  /** Imports files given in memory: `{ path, data }` (data omitted: a directory). */
+  importFiles(files: Array<{ path: string; data?: Uint8Array | string; mode?: number; mtime?: bigint }>, opts: ImportOptions = {}): Promise<Digest> {
+    return this.importLayer(async (b) => {
+      for (const f of files) {
+        if (f.data === undefined) b.addDir(f.path, { mode: f.mode, mtime: f.mtime });
+        else await b.addFile(f.path, typeof f.data === 'string' ? utf8(f.data) : f.data, { mode: f.mode, mtime: f.mtime });
+      }
+    }, { createdBy: 'layerbox import files', ...opts });
+  }
+
+  /** An image's merged view as a tar archive. */
+  async exportTar(ref: string): Promise<Uint8Array> {
+    const m = await this.manifest(await this.resolveImage(ref));
+    return exportTar(new Overlay(await this.mountImage(m), undefined, this.overlayOptions()));
   }
 
   // ---- mounting -------------------------------------------------------------

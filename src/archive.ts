@@ -1,0 +1,62 @@
+import type { LayerBuilder } from './builder.js';
+import { LayerboxError } from './errno.js';
+import type { Overlay } from './overlay/overlay.js';
+import type { Leaf } from './overlay/nodes.js';
+import { joinPath } from './path.js';
+import { type TarEntry, readTar, writeTar } from './tar.js';
+
+/** The merged view as tar entries (hard links kept as links), sorted by path. */
+export function treeEntries(ov: Overlay): TarEntry[] {
+  const out: TarEntry[] = [];
+  const first = new Map<Leaf, string>();
+  const walk = (path: string): void => {
+    for (const e of ov.readdir('/' + path)) {
+      const p = joinPath(path, e.name);
+      const m = ov.mergedLookup(p)!;
+      const meta = (m.dir ?? m.leaf!).meta;
+      const base = { path: p, mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: Number(meta.mtime / 1_000_000_000n) };
+      if (m.dir) {
+        out.push({ ...base, type: 'dir' });
+        walk(p);
+        continue;
+      }
+      const leaf = m.leaf!;
+      const f = first.get(leaf);
+      if (f !== undefined) out.push({ ...base, type: 'hardlink', linkname: f });
+      else if (leaf.kind === 'symlink') out.push({ ...base, type: 'symlink', linkname: leaf.target });
+      else out.push({ ...base, type: 'file', data: ov.readFile('/' + p) });
+      first.set(leaf, p);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** The merged view as a tar archive. */
+export function exportTar(ov: Overlay): Uint8Array {
+  return writeTar(treeEntries(ov));
+}
+
+/** Adds an uncompressed tar's members to a layer; OCI `.wh.` names become whiteouts and opaque markers. */
+export async function addTarBytes(b: LayerBuilder, bytes: Uint8Array): Promise<void> {
+  const opaque: string[] = [];
+  for (const e of readTar(bytes)) {
+    if (e.path.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(e.path)}`);
+    const path = e.path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+    const slash = path.lastIndexOf('/');
+    const base = path.slice(slash + 1), dir = slash < 0 ? '' : path.slice(0, slash);
+    const meta = { mode: e.mode, uid: e.uid, gid: e.gid, mtime: BigInt(e.mtime) * 1_000_000_000n };
+    if (path === '' || path === '.') {
+      if (e.type === 'dir') b.addDir('/', meta);
+    } else if (base === '.wh..wh..opq') opaque.push(dir || '/');
+    else if (base.startsWith('.wh.')) b.addWhiteout(`${dir}/${base.slice(4)}`);
+    else if (e.type === 'file') await b.addFile(path, e.data!, meta);
+    else if (e.type === 'dir') b.addDir(path, meta);
+    else if (e.type === 'symlink') b.addSymlink(path, e.linkname!, meta);
+    else b.addHardlink(path, e.linkname!.replace(/^(\.\/)+/, ''));
+  }
+  for (const d of opaque) {
+    b.addDir(d);
+    b.markOpaque(d);
+  }
+}

@@ -1,0 +1,106 @@
+import type { Box } from '../box.js';
+import { LayerboxError } from '../errno.js';
+import type { RunResult } from '../run.js';
+import type { Store } from '../store/store.js';
+import { utf8 } from '../text.js';
+import { BlobServer, createBridgeBuffer } from './bridge.js';
+import type { GuestMessage, Snapshot, StartMessage } from './protocol.js';
+
+/** A worker as the store side sees it (browser Worker or worker_threads, adapted). */
+export interface GuestWorker {
+  postMessage(msg: StartMessage): void;
+  onMessage(cb: (m: GuestMessage) => void): void;
+  onError(cb: (e: Error) => void): void;
+  terminate(): void;
+}
+
+export interface RemoteRunOptions {
+  args?: string[];
+  env?: string[];
+  stdin?: Uint8Array | string;
+  stdout?: (b: Uint8Array) => void;
+  stderr?: (b: Uint8Array) => void;
+  timeoutMs?: number;
+  tty?: StartMessage['tty'];
+}
+
+/** Exit code of a guest stopped by its timeout (as timeout(1) uses). */
+export const TIMEOUT_EXIT = 124;
+
+const concat = (parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+};
+
+/**
+ * Runs a program on `box` in a worker: the worker reads blobs through a
+ * shared-memory bridge served from this side's store, streams its output
+ * here, and sends its changes back, which are written to the store (on
+ * fd_sync and at exit). A timeout terminates the worker; the box then keeps
+ * what was last persisted.
+ */
+export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebAssembly.Module, o: RemoteRunOptions, worker: GuestWorker): Promise<RunResult & { timedOut: boolean; bytesServed: number }> {
+  const sab = createBridgeBuffer();
+  const server = new BlobServer(sab, store.backend);
+  const out: Uint8Array[] = [];
+  const err: Uint8Array[] = [];
+  const persist = async (s: Snapshot) => {
+    if (box.name === null) return;
+    box.persisted(await store.writeUpper(box.name, s.expect, s.upper, s.blobs));
+  };
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (f: () => void) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      worker.terminate();
+      f();
+    };
+    const result = (exitCode: number, timedOut: boolean, trap?: string) => ({ exitCode, trap, timedOut, stdout: concat(out), stderr: concat(err), bytesServed: server.served });
+    const timer = o.timeoutMs
+      ? setTimeout(() => {
+          const msg = utf8(`layerbox: guest stopped: no exit after ${o.timeoutMs! / 1000} s (timeout)\n`);
+          if (o.stderr) o.stderr(msg);
+          else err.push(msg);
+          finish(() => resolve(result(TIMEOUT_EXIT, true)));
+        }, o.timeoutMs)
+      : undefined;
+    worker.onError((e) => finish(() => reject(e)));
+    worker.onMessage((m) => {
+      switch (m.t) {
+        case 'read':
+          void server.answer(m);
+          break;
+        case 'out': {
+          const sink = m.fd === 1 ? o.stdout : o.stderr;
+          if (sink) sink(m.data);
+          else (m.fd === 1 ? out : err).push(m.data);
+          break;
+        }
+        case 'persist':
+          persist(m).then(
+            () => Atomics.store(m.done, 0, 1),
+            () => Atomics.store(m.done, 0, 2),
+          ).finally(() => Atomics.notify(m.done, 0));
+          break;
+        case 'exit':
+          (m.snapshot ? persist(m.snapshot) : Promise.resolve()).then(
+            () => finish(() => resolve(result(m.code, false, m.trap))),
+            (e) => finish(() => reject(e)),
+          );
+          break;
+        case 'error':
+          finish(() => reject(new LayerboxError(m.message)));
+          break;
+      }
+    });
+    const stdin = typeof o.stdin === 'string' ? utf8(o.stdin) : o.stdin ?? new Uint8Array();
+    worker.postMessage({ t: 'start', sab, name: box.name, record: box.state, chunkSize: store.chunkSize, wasm, args: o.args ?? ['main'], env: o.env ?? [], stdin, tty: o.tty });
+  });
+}

@@ -1,0 +1,31 @@
+import type { Digest } from '../digest.js';
+import type { BoxRecord } from '../store/backend.js';
+
+/** What a guest worker needs to mount its box and run one program. */
+export interface StartMessage {
+  t: 'start';
+  sab: SharedArrayBuffer;
+  /** Null: an ephemeral box over `record.image` whose changes are dropped. */
+  name: string | null;
+  record: BoxRecord;
+  chunkSize: number;
+  wasm: Uint8Array | WebAssembly.Module;
+  args: string[];
+  env: string[];
+  stdin: Uint8Array;
+  tty?: { stdin?: boolean; stdout?: boolean; stderr?: boolean };
+}
+
+export interface Snapshot {
+  expect: BoxRecord;
+  upper: Digest | null;
+  blobs: Array<{ digest: Digest; data: Uint8Array }>;
+}
+
+export type GuestMessage =
+  | { t: 'read'; digest: Digest; offset: number }
+  | { t: 'out'; fd: 1 | 2; data: Uint8Array }
+  /** fd_sync: persist, then set done[0] to 1 (or 2 on failure) and notify; the guest is blocked meanwhile. */
+  | ({ t: 'persist'; done: Int32Array } & Snapshot)
+  | { t: 'exit'; code: number; trap?: string; snapshot: Snapshot | null }
+  | { t: 'error'; message: string };

@@ -1,0 +1,157 @@
+import { LayerboxError } from './errno.js';
+import { fromUtf8, utf8 } from './text.js';
+
+/** One tar member, as read or to be written. */
+export interface TarEntry {
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'hardlink';
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since the epoch. */
+  mtime: number;
+  data?: Uint8Array;
+  /** Symlink target, or the hard link's first name. */
+  linkname?: string;
+}
+
+const BLOCK = 512;
+
+function field(h: Uint8Array, off: number, len: number): string {
+  const b = h.subarray(off, off + len);
+  const end = b.indexOf(0);
+  return fromUtf8(end < 0 ? b : b.subarray(0, end));
+}
+
+function octal(h: Uint8Array, off: number, len: number, what: string): number {
+  if (h[off]! & 0x80) {
+    // base-256 (GNU) for big values
+    let v = 0;
+    for (let i = 1; i < len; i++) v = v * 256 + h[off + i]!;
+    return v;
+  }
+  const s = field(h, off, len).trim();
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw new LayerboxError(`bad tar header: ${what} is ${JSON.stringify(s)}`);
+  return parseInt(s, 8);
+}
+
+function parsePax(data: Uint8Array): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  while (i < data.length) {
+    const sp = data.indexOf(0x20, i);
+    if (sp < 0) break;
+    const len = parseInt(fromUtf8(data.subarray(i, sp)), 10);
+    if (!(len > 0) || i + len > data.length) throw new LayerboxError('bad tar pax header');
+    const rec = fromUtf8(data.subarray(sp + 1, i + len - 1));
+    const eq = rec.indexOf('=');
+    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+
+/** Reads an uncompressed tar (ustar, pax and GNU long names). Truncation and bad checksums are clear errors. */
+export function readTar(bytes: Uint8Array): TarEntry[] {
+  const out: TarEntry[] = [];
+  let pax: Record<string, string> = {};
+  let longName: string | null = null;
+  let longLink: string | null = null;
+  for (let off = 0; off + BLOCK <= bytes.length; ) {
+    const h = bytes.subarray(off, off + BLOCK);
+    if (h.every((b) => b === 0)) break;
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
+    if (sum !== octal(h, 148, 8, 'checksum')) throw new LayerboxError(`bad tar header checksum at byte ${off}`);
+    const size = octal(h, 124, 12, 'size');
+    const type = String.fromCharCode(h[156]! || 48);
+    const dataStart = off + BLOCK;
+    if (dataStart + size > bytes.length) throw new LayerboxError(`tar is truncated (an entry at byte ${off} needs ${size} bytes)`);
+    const data = bytes.subarray(dataStart, dataStart + size);
+    off = dataStart + Math.ceil(size / BLOCK) * BLOCK;
+    if (type === 'x') {
+      pax = { ...pax, ...parsePax(data) };
+      continue;
+    }
+    if (type === 'g') continue;
+    if (type === 'L') {
+      longName = fromUtf8(data).replace(/\0+$/, '');
+      continue;
+    }
+    if (type === 'K') {
+      longLink = fromUtf8(data).replace(/\0+$/, '');
+      continue;
+    }
+    const prefix = field(h, 345, 155);
+    const name = pax.path ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
+    const linkname = pax.linkpath ?? longLink ?? field(h, 157, 100);
+    const kind = type === '0' || type === '7' ? 'file' : type === '5' ? 'dir' : type === '2' ? 'symlink' : type === '1' ? 'hardlink' : null;
+    if (kind) {
+      out.push({
+        path: name,
+        type: kind,
+        mode: octal(h, 100, 8, 'mode') & 0o7777,
+        uid: octal(h, 108, 8, 'uid'),
+        gid: octal(h, 116, 8, 'gid'),
+        mtime: pax.mtime ? Math.floor(Number(pax.mtime)) : octal(h, 136, 12, 'mtime'),
+        ...(kind === 'file' ? { data } : {}),
+        ...(kind === 'symlink' || kind === 'hardlink' ? { linkname } : {}),
+      });
+    }
+    pax = {};
+    longName = longLink = null;
+  }
+  return out;
+}
+
+function header(name: string, type: string, size: number, e: TarEntry, linkname = ''): Uint8Array {
+  const h = new Uint8Array(BLOCK);
+  const put = (s: string, off: number, len: number) => h.set(utf8(s).subarray(0, len), off);
+  const oct = (v: number, off: number, len: number) => put(v.toString(8).padStart(len - 1, '0'), off, len - 1);
+  put(name, 0, 100);
+  oct(e.mode, 100, 8);
+  oct(e.uid, 108, 8);
+  oct(e.gid, 116, 8);
+  oct(size, 124, 12);
+  oct(Math.max(0, Math.floor(e.mtime)), 136, 12);
+  h.fill(32, 148, 156);
+  h[156] = type.charCodeAt(0);
+  put(linkname, 157, 100);
+  put('ustar\u000000', 257, 8);
+  let sum = 0;
+  for (const b of h) sum += b;
+  put(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8);
+  return h;
+}
+
+/** Writes a tar (ustar, with pax records for names that do not fit). Deterministic: same entries, same bytes. */
+export function writeTar(entries: TarEntry[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const pad = (n: number) => new Uint8Array((BLOCK - (n % BLOCK)) % BLOCK);
+  for (const e of entries) {
+    const name = e.type === 'dir' && !e.path.endsWith('/') ? `${e.path}/` : e.path;
+    const link = e.linkname ?? '';
+    if (utf8(name).length > 100 || utf8(link).length > 100) {
+      const rec = (k: string, v: string) => {
+        const body = ` ${k}=${v}\n`;
+        let len = utf8(body).length + 1;
+        while (String(len).length + utf8(body).length !== len) len++;
+        return `${len}${body}`;
+      };
+      const paxBody = utf8(rec('path', name) + (link ? rec('linkpath', link) : ''));
+      parts.push(header('PaxHeader', 'x', paxBody.length, { ...e, mode: 0o644 }), paxBody, pad(paxBody.length));
+    }
+    const data = e.type === 'file' ? e.data ?? new Uint8Array() : new Uint8Array();
+    const type = { file: '0', dir: '5', symlink: '2', hardlink: '1' }[e.type];
+    parts.push(header(name, type, data.length, e, link), data, pad(data.length));
+  }
+  parts.push(new Uint8Array(BLOCK * 2));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
