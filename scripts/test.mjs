@@ -1,8 +1,9 @@
 // The whole test run: build, type checks, then every test file; ends with "N passed, N failed".
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const run = (cmd, args) => spawnSync(cmd, args, { stdio: 'inherit' }).status === 0;
 const step = (name, cmd, args) => {
@@ -15,6 +16,8 @@ const step = (name, cmd, args) => {
 
 step('build', 'npm', ['run', '--silent', 'build']);
 step('typecheck', 'npm', ['run', '--silent', 'typecheck']);
+// The browser tests drive Debian's Chromium: install it if this machine lacks it.
+if (!existsSync('/usr/bin/chromium')) step('chromium', 'bash', [fileURLToPath(new URL('./ensure-chromium.sh', import.meta.url))]);
 
 const dir = mkdtempSync(join(tmpdir(), 'layerbox-test-'));
 const report = join(dir, 'report.json');
