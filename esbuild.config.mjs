@@ -11,4 +11,5 @@ await Promise.all([
   build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli/main.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node\n' + nodeBanner.js } }),
   build({ ...common, platform: 'neutral', entryPoints: { core: 'src/index.ts' }, outdir: 'dist', mainFields: ['module', 'main'] }),
   build({ ...common, platform: 'browser', entryPoints: { browser: 'runtime/browser/index.ts' }, outdir: 'dist' }),
+  build({ ...common, platform: 'browser', entryPoints: { 'browser-worker': 'runtime/browser/worker.ts' }, outdir: 'dist' }),
 ]);

@@ -129,6 +129,17 @@ export class Box {
     this.record = await this.store.writeUpper(this.name, this.record, s.upper, s.blobs);
   }
 
+  /**
+   * Reads a whole file. Where the store cannot read synchronously (IndexedDB,
+   * HTTP) its chunks are loaded first; `fs.readFile` needs them loaded.
+   */
+  async readFile(path: string): Promise<Uint8Array> {
+    const h = this.overlay.open(path);
+    const node = h.node;
+    if (node.kind === 'file' && this.store.backend.preload) await this.store.backend.preload(node.chunks.filter((c): c is Digest => typeof c === 'string'));
+    return h.read(0, h.size);
+  }
+
   /** The box's merged view as a tar archive (uncompressed). */
   exportTar(): Uint8Array {
     return exportTar(this.overlay);

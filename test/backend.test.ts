@@ -7,6 +7,9 @@ import { LayerboxError } from '../src/errno.js';
 import { type Backend, type RefsDoc, emptyRefs } from '../src/store/backend.js';
 import { MemoryBackend } from '../src/store/memory.js';
 import { DirBackend, openDirBackend } from '../runtime/node/dir-backend.js';
+import { IDBFactory, IDBObjectStore } from 'fake-indexeddb';
+import { IdbBackend, type LockManagerLike, openIdbBackend } from '../runtime/browser/idb-backend.js';
+import { Mutex } from '../src/store/backend.js';
 
 const enc = new TextEncoder();
 const blob = (s: string) => { const data = enc.encode(s); return { digest: digestOf(data), data }; };
@@ -102,6 +105,13 @@ function conformance(name: string, make: () => Promise<Backend>) {
 
 conformance('memory', async () => new MemoryBackend());
 conformance('dir', () => openDirBackend(tmpStorePath()));
+
+/** One fake IndexedDB for the file; every test uses fresh database names. */
+const idb = new IDBFactory();
+let idbCounter = 0;
+const idbName = () => `test-${++idbCounter}`;
+const openIdb = (name: string, opts: Parameters<typeof openIdbBackend>[1] = {}) => openIdbBackend(name, { indexedDB: idb, ...opts });
+conformance('indexeddb', () => openIdb(idbName()));
 
 /** Finds the only occurrence of `marker` in `file`. */
 function offsetOf(file: string, marker: string): number {
@@ -302,5 +312,308 @@ describe('DirBackend gc folds small packs', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+// ---- IndexedDB ----
+
+/** Raw IndexedDB access to a store's database, around the backend, to inspect or damage it. */
+async function rawDb(name: string): Promise<IDBDatabase> {
+  const req = idb.open(`layerbox:${name}`);
+  return new Promise((resolve, reject) => { req.onsuccess = () => resolve(req.result); req.onerror = () => reject(req.error); });
+}
+function done(tx: IDBTransaction): Promise<void> {
+  return new Promise((resolve, reject) => { tx.oncomplete = () => resolve(); tx.onabort = () => reject(tx.error); });
+}
+async function rawPut(name: string, store: string, key: string, value: unknown): Promise<void> {
+  const db = await rawDb(name);
+  const tx = db.transaction(store, 'readwrite');
+  tx.objectStore(store).put(value, key);
+  await done(tx);
+  db.close();
+}
+async function rawGet(name: string, store: string, key: string): Promise<unknown> {
+  const db = await rawDb(name);
+  const tx = db.transaction(store, 'readonly');
+  const req = tx.objectStore(store).get(key);
+  await done(tx);
+  db.close();
+  return req.result;
+}
+async function rawKeys(name: string, store: string): Promise<string[]> {
+  const db = await rawDb(name);
+  const tx = db.transaction(store, 'readonly');
+  const req = tx.objectStore(store).getAllKeys();
+  await done(tx);
+  db.close();
+  return (req.result as string[]).slice().sort();
+}
+
+/**
+ * Makes `IDBObjectStore.put` fail with QuotaExceededError on its `nth` call
+ * (counting from 1) until the returned function restores it. `sync`: put
+ * throws (as a browser may when it knows at once); otherwise the request
+ * fails when it runs and the transaction aborts with that error (as a browser
+ * does when the write does not fit).
+ */
+function failPut(nth: number, sync: boolean, error = () => new DOMException('quota', 'QuotaExceededError')): () => void {
+  const proto = IDBObjectStore.prototype as unknown as { put: (this: IDBObjectStore, v: unknown, k?: IDBValidKey) => IDBRequest };
+  const original = proto.put;
+  let calls = 0;
+  proto.put = function (value, key) {
+    if (++calls !== nth) return original.call(this, value, key);
+    if (sync) throw error();
+    // fake-indexeddb binds the record-storing operation when put is called: make that one throw.
+    const raw = (this as unknown as { _rawObjectStore: { storeRecord: unknown } })._rawObjectStore;
+    const storeRecord = raw.storeRecord;
+    raw.storeRecord = () => { throw error(); };
+    try { return original.call(this, value, key); } finally { raw.storeRecord = storeRecord; }
+  };
+  return () => { proto.put = original; };
+}
+
+const refsOf = (d: Digest): RefsDoc => ({ tags: { 'base:latest': d }, boxes: { dev: { image: d, upper: null, created: '2024-01-01T00:00:00Z' } } });
+
+describe('IdbBackend', () => {
+  it('a new instance sees the same blobs and refs', async () => {
+    const name = idbName();
+    const a = await openIdb(name);
+    expect(a).toBeInstanceOf(IdbBackend);
+    expect(a.location).toBe(`indexeddb:layerbox:${name}`);
+    const x = blob('persisted'), y = blob('also persisted');
+    await a.putBlobs([x]);
+    await a.putBlobs([y]);
+    await a.writeRefs(refsOf(x.digest));
+    await a.close();
+    expect(await rawKeys(name, 'meta')).toEqual(['refs', 'store']);
+    expect(await rawGet(name, 'meta', 'store')).toEqual({ magic: 'layerbox-idb', version: 1 });
+    expect(await rawGet(name, 'meta', 'refs')).toEqual({ magic: 'layerbox-refs', version: 1, ...refsOf(x.digest) });
+
+    const b = await openIdb(name);
+    expect(b.hasBlob(x.digest) && b.hasBlob(y.digest)).toBe(true);
+    expect(await b.getBlob(y.digest)).toEqual(y.data);
+    expect(await b.readRefs()).toEqual(refsOf(x.digest));
+    expect(await b.stats()).toEqual({ blobs: 2, bytes: x.data.length + y.data.length });
+    expect(await b.verify()).toEqual([]);
+    await b.close();
+  });
+
+  it('refuses an unknown store version, a foreign database and unknown refs', async () => {
+    const name = idbName();
+    await (await openIdb(name)).close();
+    await rawPut(name, 'meta', 'store', { magic: 'layerbox-idb', version: 99 });
+    const refused = openIdb(name);
+    await expect(refused).rejects.toThrow(LayerboxError);
+    await expect(refused).rejects.toThrow(/unknown format version 99 \(this layerbox reads version 1\)/);
+    await rawPut(name, 'meta', 'store', { magic: 'something-else', version: 1 });
+    await expect(openIdb(name)).rejects.toThrow(/not a layerbox store \(bad magic/);
+
+    // A database of the same name made by someone else: no object stores of ours.
+    const foreign = idbName();
+    await new Promise<void>((resolve, reject) => {
+      const req = idb.open(`layerbox:${foreign}`, 1);
+      req.onupgradeneeded = () => { req.result.createObjectStore('keyval'); };
+      req.onsuccess = () => { req.result.close(); resolve(); };
+      req.onerror = () => reject(req.error);
+    });
+    await expect(openIdb(foreign)).rejects.toThrow(/not a layerbox store \(it lacks the object stores/);
+
+    const c = await openIdb(idbName());
+    await rawPut(c.name, 'meta', 'refs', { magic: 'layerbox-refs', version: 2, tags: {}, boxes: {} });
+    await expect(c.readRefs()).rejects.toThrow(/unknown version 2/);
+    expect((await c.verify()).map((p) => p.where)).toEqual(['meta/refs']);
+    await c.close();
+    await expect(openIdbBackend('x', { indexedDB: undefined })).rejects.toThrow(/no IndexedDB/);
+  });
+
+  for (const sync of [true, false]) {
+    it(`reports a full quota (${sync ? 'put throws' : 'the transaction aborts'}) and leaves the store as it was`, async () => {
+      const name = idbName();
+      const b = await openIdb(name);
+      const old = blob('stored before');
+      await b.putBlobs([old]);
+      await b.writeRefs(refsOf(old.digest));
+      const batch = [blob('first of the batch'), blob('second of the batch'), blob('third of the batch')];
+      const bytes = batch.reduce((n, v) => n + v.data.length, 0);
+      let restore = failPut(2, sync);
+      const put = b.putBlobs([old, ...batch]).finally(restore);
+      await expect(put).rejects.toThrow(LayerboxError);
+      await expect(put).rejects.toThrow(`the browser's storage quota is full: IndexedDB refused to store a batch of 3 blobs (${bytes} bytes)`);
+      await expect(put).rejects.toThrow(/nothing of it was written/);
+      const err = await put.then(() => null, (e: Error) => e);
+      expect((err?.cause as DOMException | undefined)?.name).toBe('QuotaExceededError');
+      for (const v of batch) {
+        expect(b.hasBlob(v.digest)).toBe(false);
+        expect(() => b.readBlobSync(v.digest)).toThrow(/missing/);
+      }
+      expect(await rawKeys(name, 'blobs')).toEqual([old.digest]);
+
+      restore = failPut(1, sync);
+      const refs = b.writeRefs({ tags: {}, boxes: {} }).finally(restore);
+      await expect(refs).rejects.toThrow(/storage quota is full: IndexedDB refused to store the refs document \(\d+ bytes\)/);
+      expect(await b.readRefs()).toEqual(refsOf(old.digest));
+
+      // the store still works, and a fresh instance sees exactly what was there before
+      await b.putBlobs(batch);
+      expect(await b.stats()).toEqual({ blobs: 4, bytes: bytes + old.data.length });
+      await b.close();
+      const again = await openIdb(name);
+      expect(await again.readRefs()).toEqual(refsOf(old.digest));
+      expect(await again.verify()).toEqual([]);
+      await again.close();
+    });
+  }
+
+  it('commitBatch writes blobs and refs in one transaction, all or nothing', async () => {
+    const name = idbName();
+    const b = await openIdb(name);
+    const base = blob('base');
+    await b.commitBatch([base], refsOf(base.digest));
+    expect(await rawKeys(name, 'blobs')).toEqual([base.digest]);
+    expect(await b.readRefs()).toEqual(refsOf(base.digest));
+
+    const next = [blob('commit blob 1'), blob('commit blob 2'), blob('commit blob 3')];
+    const newRefs: RefsDoc = { tags: { 'base:latest': next[2]!.digest }, boxes: {} };
+    // puts: 3 blobs, then the refs record (4th). Fail in the middle (sync), then at the very last put (async).
+    for (const [nth, sync] of [[2, true], [4, false], [4, true]] as const) {
+      const restore = failPut(nth, sync);
+      const c = b.commitBatch([base, ...next], newRefs).finally(restore);
+      await expect(c).rejects.toThrow(/storage quota is full: IndexedDB refused to store a commit of 3 blobs and the refs document \(\d+ bytes\)/);
+      expect(await rawKeys(name, 'blobs')).toEqual([base.digest]);
+      expect(await b.readRefs()).toEqual(refsOf(base.digest));
+      for (const v of next) expect(b.hasBlob(v.digest)).toBe(false);
+    }
+    // any other failure aborts it as well, and is reported as what it is
+    for (const sync of [true, false]) {
+      const restore = failPut(3, sync, () => new DOMException('disk on fire', 'UnknownError'));
+      const c = b.commitBatch(next, newRefs).finally(restore);
+      await expect(c).rejects.toThrow(LayerboxError);
+      await expect(c).rejects.toThrow(/failed: UnknownError: disk on fire; nothing of it was written/);
+      expect(await rawKeys(name, 'blobs')).toEqual([base.digest]);
+      expect(await b.readRefs()).toEqual(refsOf(base.digest));
+    }
+
+    await b.commitBatch(next, newRefs);
+    expect(await b.readRefs()).toEqual(newRefs);
+    for (const v of next) expect(b.readBlobSync(v.digest)).toEqual(v.data);
+    await b.close();
+    const again = await openIdb(name);
+    expect((await again.listBlobs()).length).toBe(4);
+    expect(await again.readRefs()).toEqual(newRefs);
+    await again.close();
+  });
+
+  it('readBlobSync serves blobs loaded in this session; preload loads them', async () => {
+    const name = idbName();
+    const a = await openIdb(name);
+    const x = blob('to preload'), y = blob('also to preload'), z = blob('read with getBlob');
+    await a.putBlobs([x, y, z]);
+    expect(a.readBlobSync(x.digest)).toEqual(x.data); // written in this session
+    await a.close();
+
+    const b = await openIdb(name);
+    expect(b.hasBlob(x.digest)).toBe(true);
+    expect(() => b.readBlobSync(x.digest)).toThrow(LayerboxError);
+    expect(() => b.readBlobSync(x.digest)).toThrow(`blob ${x.digest} is not loaded`);
+    expect(() => b.readBlobSync(x.digest)).toThrow(/must be loaded first \(await preload/);
+    await b.preload([x.digest, y.digest, x.digest]);
+    expect(b.readBlobSync(x.digest)).toEqual(x.data);
+    expect(b.readBlobSync(y.digest)).toEqual(y.data);
+    expect(() => b.readBlobSync(z.digest)).toThrow(/not loaded/);
+    expect(await b.getBlob(z.digest)).toEqual(z.data);
+    expect(b.readBlobSync(z.digest)).toEqual(z.data);
+    const missing = blob('never stored').digest;
+    await expect(b.preload([missing])).rejects.toThrow(`blob ${missing} is missing`);
+    await b.close();
+
+    // The cache is an LRU bounded by bytes.
+    const small = await openIdb(name, { cacheBytes: y.data.length + z.data.length });
+    await small.preload([x.digest, y.digest]);
+    await small.getBlob(z.digest); // evicts the least recently used: x
+    expect(() => small.readBlobSync(x.digest)).toThrow(/not loaded/);
+    expect(small.readBlobSync(y.digest)).toEqual(y.data);
+    expect(small.readBlobSync(z.digest)).toEqual(z.data);
+    expect(small.cacheStats.bytes).toBeLessThanOrEqual(small.cacheStats.maxBytes);
+    await expect(small.preload([x.digest, y.digest, z.digest])).rejects.toThrow(/larger cacheBytes/);
+    await small.close();
+  });
+
+  it('names a corrupt blob in getBlob and verify', async () => {
+    const name = idbName();
+    const b = await openIdb(name);
+    const bad = blob('this blob will be damaged'), good = blob('a good neighbour');
+    await b.putBlobs([good, bad, blob('another one')]);
+    await rawPut(name, 'blobs', bad.digest, enc.encode('this blob will be dAmaged'));
+    await expect(b.getBlob(bad.digest)).rejects.toThrow(LayerboxError);
+    await expect(b.getBlob(bad.digest)).rejects.toThrow(`blob ${bad.digest} is corrupt: its content does not match its digest`);
+    expect(() => b.readBlobSync(bad.digest)).toThrow(/not loaded/); // dropped from the cache once found corrupt
+    expect(await b.getBlob(good.digest)).toEqual(good.data);
+    await expect(b.preload([bad.digest])).rejects.toThrow(bad.digest);
+    const problems = await b.verify();
+    expect(problems).toEqual([{ digest: bad.digest, where: `blobs/${bad.digest}`, problem: 'content does not match its digest' }]);
+
+    // a record that is not bytes at all, and a key that is not a digest
+    await rawPut(name, 'blobs', good.digest, 'a string');
+    await rawPut(name, 'blobs', 'junk', new Uint8Array(1));
+    await expect(b.getBlob(good.digest)).rejects.toThrow(`blob ${good.digest} is corrupt: its IndexedDB record is not bytes`);
+    expect((await b.verify()).map((p) => p.where).sort()).toEqual([`blobs/${bad.digest}`, `blobs/${good.digest}`, 'blobs/junk'].sort());
+    await b.close();
+  });
+
+  it('locks with the given lock manager, named after the store', async () => {
+    const mutex = new Mutex();
+    const calls: string[] = [];
+    const locks: LockManagerLike = { request: (name, options, cb) => { calls.push(`${name} ${options.mode}`); return mutex.run(cb); } };
+    const name = idbName();
+    const b = await openIdb(name, { locks });
+    const log: string[] = [];
+    const section = (id: string) => b.lock(async () => { log.push(`${id} in`); await new Promise((r) => setTimeout(r, 5)); log.push(`${id} out`); return id; });
+    expect(await Promise.all([section('a'), section('b')])).toEqual(['a', 'b']);
+    expect(log).toEqual(['a in', 'a out', 'b in', 'b out']);
+    expect(calls).toEqual([`layerbox:${name} exclusive`, `layerbox:${name} exclusive`]);
+    await b.close();
+  });
+
+  it('sees blobs another instance (tab) wrote or removed once it takes the lock', async () => {
+    const name = idbName();
+    const a = await openIdb(name), b = await openIdb(name);
+    const x = blob('from the other tab');
+    await a.lock(() => a.putBlobs([x]));
+    expect(b.hasBlob(x.digest)).toBe(false);
+    expect(await b.getBlob(x.digest)).toEqual(x.data); // getBlob always asks IndexedDB
+    await b.lock(async () => {});
+    expect(b.hasBlob(x.digest)).toBe(true);
+    await a.lock(() => a.deleteBlobs(() => false));
+    await b.lock(async () => {});
+    expect(b.hasBlob(x.digest)).toBe(false);
+    expect(() => b.readBlobSync(x.digest)).toThrow(/missing/);
+    await a.close(); await b.close();
+  });
+
+  it('asks once for persistent storage and reports the answer', async () => {
+    let asked = 0;
+    const yes = await openIdb(idbName(), { storage: { persist: async () => { asked++; return true; } } });
+    expect(asked).toBe(1);
+    expect(yes.persisted).toBe(true);
+    await yes.close();
+    const failing = await openIdb(idbName(), { storage: { persist: () => Promise.reject(new Error('denied')) } });
+    expect(failing.persisted).toBeUndefined();
+    await failing.close();
+    const throwing = await openIdb(idbName(), { storage: { persist: () => { throw new Error('no'); } } });
+    expect(throwing.persisted).toBeUndefined();
+    await throwing.close();
+    const none = await openIdb(idbName(), { storage: {} });
+    expect(none.persisted).toBeUndefined();
+    await none.close();
+  });
+
+  it('refuses to work once closed, with a clear error', async () => {
+    const b = await openIdb(idbName());
+    const x = blob('cached');
+    await b.putBlobs([x]);
+    await b.close();
+    await expect(b.getBlob(x.digest)).rejects.toThrow(/is closed \(close\(\) was called\)/);
+    await expect(b.putBlobs([blob('late')])).rejects.toThrow(/is closed/);
+    expect(b.readBlobSync(x.digest)).toEqual(x.data);
   });
 });

@@ -59,6 +59,8 @@ export interface Backend {
   verify(): Promise<BlobProblem[]>;
   stats(): Promise<BackendStats>;
   close(): Promise<void>;
+  /** Backends that cannot read synchronously (IndexedDB, HTTP) load blobs here so `readBlobSync` can serve them. */
+  preload?(digests: Digest[]): Promise<void>;
 }
 
 export function emptyRefs(): RefsDoc {

@@ -48,6 +48,11 @@ export class FallbackBackend implements Backend {
   stats(): Promise<BackendStats> {
     return this.local.stats();
   }
+  async preload(digests: Digest[]): Promise<void> {
+    const local = digests.filter((d) => this.local.hasBlob(d));
+    const remote = digests.filter((d) => !this.local.hasBlob(d));
+    await Promise.all([this.local.preload?.(local), this.remote.preload?.(remote)]);
+  }
   async close(): Promise<void> {
     await Promise.all([this.local.close(), this.remote.close()]);
   }

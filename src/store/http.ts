@@ -95,8 +95,28 @@ export class HttpBackend implements Backend {
     return bytes;
   }
 
+  /** Blobs fetched by `preload`, so synchronous readers (the page's box.fs) can use them; bounded, oldest out. */
+  private cache = new Map<Digest, Uint8Array>();
+  private cached = 0;
+
+  async preload(digests: Digest[]): Promise<void> {
+    for (const d of digests) {
+      if (this.cache.has(d)) continue;
+      const b = await this.getBlob(d);
+      this.cache.set(d, b);
+      this.cached += b.length;
+      for (const [k, v] of this.cache) {
+        if (this.cached <= 64 * 1024 * 1024) break;
+        this.cache.delete(k);
+        this.cached -= v.length;
+      }
+    }
+  }
+
   readBlobSync(digest: Digest): Uint8Array {
-    throw new LayerboxError(`blob ${digest} of ${this.location} must be read asynchronously`);
+    const hit = this.cache.get(digest);
+    if (hit) return hit;
+    throw new LayerboxError(`blob ${digest} of ${this.location} is not loaded: read it with box.readFile (or preload it) first`);
   }
 
   async readRefs(): Promise<RefsDoc> {
