@@ -12,6 +12,14 @@ import { type GuestIo, type Mount, type RunResult, guestFds, runModule } from '.
 import { WasiHost } from './wasi/host.js';
 import type { Store } from './store/store.js';
 
+/** Options of `box.run`. */
+export type RunOptions = Omit<GuestIo, 'stdin'> & {
+  /** Bytes up front, a blocking pull function, or (worker runs) a stream fed while the guest runs. */
+  stdin?: GuestIo['stdin'] | AsyncIterable<Uint8Array>;
+  mounts?: Mount[];
+  timeoutMs?: number;
+};
+
 /**
  * A sandbox root: an image plus one writable upper. `fs` is the merged view;
  * changes stay in memory until `flush` (or `commit`) writes them to the store.
@@ -56,7 +64,7 @@ export class Box {
    * With `timeoutMs`, hosts that can (Node, over a directory store) run it in
    * a worker they can stop.
    */
-  async run(wasm: Uint8Array | WebAssembly.Module, opts: GuestIo & { mounts?: Mount[]; timeoutMs?: number } = {}): Promise<RunResult> {
+  async run(wasm: Uint8Array | WebAssembly.Module, opts: RunOptions = {}): Promise<RunResult> {
     const env = [...this.config.env, ...(opts.env ?? [])];
     if (this.store.runner) {
       await this.flush();
@@ -66,8 +74,10 @@ export class Box {
         return r;
       }
     }
+    const stdin = opts.stdin;
+    if (stdin !== undefined && typeof stdin === 'object' && !(stdin instanceof Uint8Array)) throw new LayerboxError('a streamed stdin needs a worker runner (a browser page that is cross-origin isolated)');
     const module = wasm instanceof Uint8Array ? await WebAssembly.compile(wasm) : wasm;
-    const r = runModule(module, [{ guest: '/', fs: this.overlay }, ...(opts.mounts ?? [])], { ...opts, env });
+    const r = runModule(module, [{ guest: '/', fs: this.overlay }, ...(opts.mounts ?? [])], { ...opts, stdin, env });
     await this.flush();
     return r;
   }

@@ -9,7 +9,7 @@ export { type ImageConfig, type ImageManifest, type HistoryEntry, parseTag } fro
 export { LayerBuilder, type EntryMeta } from './builder.js';
 export { Overlay, FileHandle, type Stat, type DirEntry, type FileType, type OpenOptions, type OverlayOptions } from './overlay/overlay.js';
 export { type Change } from './overlay/diff.js';
-export { Box } from './box.js';
+export { Box, type RunOptions } from './box.js';
 export { Store, type StoreOptions, type ImageInfo, type HistoryRow, type BoxInfo, type ImportOptions, type FsckReport } from './store/store.js';
 export { type Backend, type BoxRecord, type RefsDoc, type BlobProblem, type BackendStats, Mutex, emptyRefs } from './store/backend.js';
 export { MemoryBackend } from './store/memory.js';

@@ -141,6 +141,27 @@ describe('browser runtime in Chromium', () => {
     expect(r.next).toBe(7);
   });
 
+  it('feeds stdin while the guest runs: it blocks reading until the page sends more', async () => {
+    const r = await browser.evaluate(async (guest) => {
+      const lb = (window as unknown as HarnessWindow).layerbox;
+      const store = await lb.openStore('memory:');
+      await store.importFiles([{ path: '/tmp' }], { tag: 'base' });
+      const box = await store.createBox('s', { image: 'base' });
+      const wasm = new Uint8Array(await (await fetch(guest)).arrayBuffer());
+      const enc = new TextEncoder();
+      const seen: string[] = [];
+      async function* typed() {
+        for (const line of ['first line\n', 'second line\n']) {
+          await new Promise((r) => setTimeout(r, 150));
+          yield enc.encode(line);
+        }
+      }
+      const res = await box.run(wasm, { args: ['guest', 'stdin'], stdin: typed(), stdout: (b) => seen.push(new TextDecoder().decode(b)) });
+      return { exitCode: res.exitCode, out: seen.join('') };
+    }, GUEST);
+    expect(r).toEqual({ exitCode: 0, out: 'first line\nsecond line\n' });
+  });
+
   it('reads a 1 MiB file out of a 100 MiB layer served over HTTP while fetching less than 2 MiB', async () => {
     const dir = join(REPO_ROOT, HTTP_STORE);
     await rm(dir, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-import type { Box, GuestIo, Mount, RunResult, Store } from '../../src/index.js';
+import type { Box, RunOptions, RunResult, Store } from '../../src/index.js';
 import { type GuestWorker, type RemoteRunOptions, runInGuestWorker } from '../../src/remote/host.js';
 import type { GuestMessage, StartMessage } from '../../src/remote/protocol.js';
 
@@ -23,7 +23,7 @@ function webWorker(url: URL | string): GuestWorker {
  */
 export function installWorkerRunner(store: Store, workerUrl: URL | string = defaultWorkerUrl()): void {
   if (typeof SharedArrayBuffer === 'undefined' || !(globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated) return;
-  store.runner = async (box: Box, wasm: Uint8Array | WebAssembly.Module, opts: GuestIo & { mounts?: Mount[]; timeoutMs?: number }): Promise<RunResult | null> => {
+  store.runner = async (box: Box, wasm: Uint8Array | WebAssembly.Module, opts: RunOptions): Promise<RunResult | null> => {
     if (opts.mounts?.length || opts.extraFds?.length || typeof opts.stdin === 'function') return null;
     return runInGuestWorker(store, box, wasm, opts as RemoteRunOptions, webWorker(workerUrl));
   };

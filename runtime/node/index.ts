@@ -36,7 +36,7 @@ export async function openStore(target: string, opts: StoreOptions & { create?: 
   if (backend instanceof DirBackend) {
     // Over a directory store, guests run in a worker that opens the store itself, so a timeout can stop them.
     store.runner = async (box, wasm, opts) => {
-      if (box.name === null || opts.mounts?.length || typeof opts.stdin === 'function' || !(wasm instanceof Uint8Array) || opts.extraFds?.length) return null;
+      if (box.name === null || opts.mounts?.length || (opts.stdin !== undefined && typeof opts.stdin !== 'string' && !(opts.stdin instanceof Uint8Array)) || !(wasm instanceof Uint8Array) || opts.extraFds?.length) return null;
       const stdin = typeof opts.stdin === 'string' ? new TextEncoder().encode(opts.stdin) : opts.stdin;
       return runInWorker({ store: backend.location, box: box.name, program: wasm, args: opts.args ?? ['main'], env: (opts.env ?? []).slice(box.config.env.length), dirs: [], stdio: 'pipe', stdin }, { timeoutMs: opts.timeoutMs, onStdout: opts.stdout, onStderr: opts.stderr });
     };

@@ -4,6 +4,7 @@ import { runModule } from '../run.js';
 import { Store } from '../store/store.js';
 import { BlobBridge, BridgeBackend, type Port } from './bridge.js';
 import type { GuestMessage, Snapshot, StartMessage } from './protocol.js';
+import { stdinPuller } from './stdin.js';
 
 /**
  * The worker side of a remote run: mounts the box through the blob bridge
@@ -33,7 +34,7 @@ export async function guestMain(msg: StartMessage, port: Port): Promise<void> {
     const r = runModule(module, [{ guest: '/', fs: box.fs }], {
       args: msg.args,
       env: msg.env,
-      stdin: msg.stdin,
+      stdin: msg.stdinSab ? stdinPuller(msg.stdinSab, port) : msg.stdin,
       tty: msg.tty,
       stdout: (data) => post({ t: 'out', fd: 1, data: data.slice() }),
       stderr: (data) => post({ t: 'out', fd: 2, data: data.slice() }),

@@ -4,6 +4,7 @@ import type { RunResult } from '../run.js';
 import type { Store } from '../store/store.js';
 import { utf8 } from '../text.js';
 import { BlobServer, createBridgeBuffer } from './bridge.js';
+import { createStdinBuffer, stdinPusher } from './stdin.js';
 import type { GuestMessage, Snapshot, StartMessage } from './protocol.js';
 
 /** A worker as the store side sees it (browser Worker or worker_threads, adapted). */
@@ -17,7 +18,8 @@ export interface GuestWorker {
 export interface RemoteRunOptions {
   args?: string[];
   env?: string[];
-  stdin?: Uint8Array | string;
+  /** Bytes given up front, or a stream fed while the guest runs (it blocks reading until bytes come). */
+  stdin?: Uint8Array | string | AsyncIterable<Uint8Array>;
   stdout?: (b: Uint8Array) => void;
   stderr?: (b: Uint8Array) => void;
   timeoutMs?: number;
@@ -53,6 +55,7 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
     if (box.name === null) return;
     box.persisted(await store.writeUpper(box.name, s.expect, s.upper, s.blobs));
   };
+  let feed: ((max: number) => Promise<void>) | null = null;
   return new Promise((resolve, reject) => {
     let done = false;
     const finish = (f: () => void) => {
@@ -77,6 +80,9 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
         case 'read':
           void server.answer(m);
           break;
+        case 'stdin':
+          void feed?.(m.max);
+          break;
         case 'out': {
           const sink = m.fd === 1 ? o.stdout : o.stderr;
           if (sink) sink(m.data);
@@ -100,7 +106,10 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
           break;
       }
     });
-    const stdin = typeof o.stdin === 'string' ? utf8(o.stdin) : o.stdin ?? new Uint8Array();
-    worker.postMessage({ t: 'start', sab, name: box.name, record: box.state, chunkSize: store.chunkSize, wasm, args: o.args ?? ['main'], env: o.env ?? [], stdin, tty: o.tty });
+    const streamed = o.stdin !== undefined && typeof o.stdin !== 'string' && !(o.stdin instanceof Uint8Array);
+    const stdinSab = streamed ? createStdinBuffer() : undefined;
+    feed = stdinSab ? stdinPusher(stdinSab, o.stdin as AsyncIterable<Uint8Array>) : null;
+    const stdin = typeof o.stdin === 'string' ? utf8(o.stdin) : o.stdin instanceof Uint8Array ? o.stdin : new Uint8Array();
+    worker.postMessage({ t: 'start', sab, stdinSab, name: box.name, record: box.state, chunkSize: store.chunkSize, wasm, args: o.args ?? ['main'], env: o.env ?? [], stdin, tty: o.tty });
   });
 }

@@ -13,6 +13,8 @@ export interface StartMessage {
   args: string[];
   env: string[];
   stdin: Uint8Array;
+  /** With a streamed stdin: a mailbox the guest pulls from (see remote/stdin.ts). */
+  stdinSab?: SharedArrayBuffer;
   tty?: { stdin?: boolean; stdout?: boolean; stderr?: boolean };
 }
 
@@ -25,6 +27,7 @@ export interface Snapshot {
 export type GuestMessage =
   | { t: 'read'; digest: Digest; offset: number }
   | { t: 'out'; fd: 1 | 2; data: Uint8Array }
+  | { t: 'stdin'; max: number }
   /** fd_sync: persist, then set done[0] to 1 (or 2 on failure) and notify; the guest is blocked meanwhile. */
   | ({ t: 'persist'; done: Int32Array } & Snapshot)
   | { t: 'exit'; code: number; trap?: string; snapshot: Snapshot | null }

@@ -1,4 +1,4 @@
-import { Box } from '../box.js';
+import { Box, type RunOptions } from '../box.js';
 import { LayerBuilder } from '../builder.js';
 import { type Digest, type Hasher, defaultHasher, digestOf, isDigest, shortDigest } from '../digest.js';
 import { LayerboxError } from '../errno.js';
@@ -66,7 +66,7 @@ export class Store {
   readonly hash: Hasher;
   readonly clock: () => bigint;
   /** Set by hosts that run guests elsewhere (a worker they can stop); Box.run uses it. */
-  runner?: (box: Box, wasm: Uint8Array | WebAssembly.Module, opts: GuestIo & { mounts?: Mount[]; timeoutMs?: number }) => Promise<RunResult | null>;
+  runner?: (box: Box, wasm: Uint8Array | WebAssembly.Module, opts: RunOptions) => Promise<RunResult | null>;
   /** Mounted lower layers by (position, digest): boxes over one image share them. */
   private mounted = new Map<string, LowerLayer>();
 
