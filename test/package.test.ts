@@ -30,7 +30,7 @@ function specifiers(js: string): string[] {
 const isNodeBuiltin = (s: string) => s.startsWith('node:') || builtinModules.includes(s) || builtinModules.includes(s.split('/')[0]!);
 
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, 'dist/node.js')) || !existsSync(join(ROOT, 'dist/core.js')) || !existsSync(join(ROOT, 'dist/browser.js'))) {
+  if (!existsSync(join(ROOT, 'dist/node.js')) || !existsSync(join(ROOT, 'dist/core.js')) || !existsSync(join(ROOT, 'dist/browser.js')) || !existsSync(join(ROOT, 'dist/browser-worker.js'))) {
     await exec(process.execPath, ['esbuild.config.mjs'], { cwd: ROOT });
   }
   if (!existsSync(join(ROOT, 'dist/types/src/index.d.ts'))) {
@@ -90,7 +90,7 @@ describe('the built package', () => {
     expect(r.diff).toEqual([{ kind: 'C', path: '/d' }, { kind: 'A', path: '/d/g' }]);
   });
 
-  for (const file of ['dist/core.js', 'dist/browser.js']) {
+  for (const file of ['dist/core.js', 'dist/browser.js', 'dist/browser-worker.js']) {
     it(`${file} imports and requires no Node built-ins`, async () => {
       const js = await readFile(join(ROOT, file), 'utf8');
       const specs = specifiers(js);
