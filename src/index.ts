@@ -35,3 +35,4 @@ export { guestMain } from './remote/guest.js';
 export type { StartMessage, GuestMessage } from './remote/protocol.js';
 export { HttpBackend } from './store/http.js';
 export { FallbackBackend } from './store/fallback.js';
+export { exportBundle, importBundle, type BundleIndex } from './bundle.js';

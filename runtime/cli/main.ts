@@ -1,6 +1,6 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, openStore, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundle, importBundle, openStore, readTar, runInWorker, shortDigest } from '../node/index.js';
 import { Progress } from './progress.js';
 
 const USAGE = `usage: layerbox [--store DIR] COMMAND [ARGS]
@@ -26,6 +26,9 @@ Running
                                                   run a WASI program (a host .wasm or BOX:/path) with the box as /;
                                                   --image alone gives a box that is thrown away; exits with the
                                                   guest's exit code (a trap: 134; a timeout: 124)
+Sharing
+  export IMAGE... [--box BOX]... -o FILE          images (with tags) and boxes as one file
+  import FILE                                     open such a file (or a tar: a one-layer image, with --tag)
 Store
   gc                                              remove blobs no tag or box uses
   fsck [--json]                                   verify every blob and reference
@@ -217,7 +220,7 @@ async function main(argv: string[]): Promise<void> {
     out(USAGE);
     return;
   }
-  const known = ['image', 'box', 'cp', 'ls', 'cat', 'diff', 'commit', 'gc', 'fsck', 'run'];
+  const known = ['image', 'box', 'cp', 'ls', 'cat', 'diff', 'commit', 'gc', 'fsck', 'run', 'export', 'import'];
   if (!known.includes(cmd)) throw new UsageError(`unknown command ${cmd}`);
   const store = await openStore(storeDir);
   try {
@@ -279,6 +282,33 @@ async function main(argv: string[]): Promise<void> {
       }
       case 'run':
         return await runCmd(store, rest);
+      case 'export': {
+        const { v, p } = args(rest, { output: { type: 'string', short: 'o' }, box: { type: 'string', multiple: true }, format: { type: 'string' } }, [0, Infinity]);
+        if (!v.output) throw new UsageError('export needs -o FILE');
+        if (v.format !== undefined && v.format !== 'layerbox') throw new UsageError(`unknown export format ${v.format} (this layerbox writes: layerbox)`);
+        const bytes = await exportBundle(store, { images: p, boxes: (v.box as unknown as string[] | undefined) ?? [] });
+        await writeFile(v.output as string, bytes);
+        return;
+      }
+      case 'import': {
+        const { v, p } = args(rest, { tag: { type: 'string', short: 't' } }, [1, 1]);
+        const bytes = new Uint8Array(await readFile(p[0]!).catch(() => {
+          throw new LayerboxError(`cannot read ${p[0]}`);
+        }));
+        const isBundle = (() => {
+          try {
+            return readTar(bytes).some((e) => e.path === 'layerbox-bundle.json');
+          } catch {
+            return false;
+          }
+        })();
+        if (isBundle) {
+          const idx = await importBundle(store, bytes);
+          for (const i of idx.images) out(`${i.digest}${i.tags.length ? ' ' + i.tags.join(' ') : ''}`);
+          for (const b of idx.boxes) out(`box ${b.name}`);
+        } else out(await store.importTar(p[0]!, { tag: v.tag as string | undefined }));
+        return;
+      }
       case 'gc': {
         args(rest, {}, [0, 0]);
         const r = await store.gc();
