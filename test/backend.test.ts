@@ -10,6 +10,7 @@ import { DirBackend, openDirBackend } from '../runtime/node/dir-backend.js';
 import { IDBFactory, IDBObjectStore } from 'fake-indexeddb';
 import { IdbBackend, type LockManagerLike, openIdbBackend } from '../runtime/browser/idb-backend.js';
 import { Mutex } from '../src/store/backend.js';
+import { backendSuite, deepEqual, makeAsserts } from './conformance/backend-suite.js';
 
 const enc = new TextEncoder();
 const blob = (s: string) => { const data = enc.encode(s); return { digest: digestOf(data), data }; };
@@ -23,83 +24,10 @@ function tmpStorePath(): string {
 }
 afterAll(() => { for (const r of tmpRoots) fs.rmSync(r, { recursive: true, force: true }); });
 
-/** One conformance suite, run against every backend. */
+/** The shared conformance suite (test/conformance/backend-suite.ts), one `it` per case, run against every backend. */
 function conformance(name: string, make: () => Promise<Backend>) {
   describe(`Backend conformance: ${name}`, () => {
-    it('round-trips put / get / has', async () => {
-      const b = await make();
-      const x = blob('hello'), y = blob('world'), empty = blob('');
-      expect(b.hasBlob(x.digest)).toBe(false);
-      await b.putBlobs([x, y, empty]);
-      for (const v of [x, y, empty]) {
-        expect(b.hasBlob(v.digest)).toBe(true);
-        expect(await b.getBlob(v.digest)).toEqual(v.data);
-        expect(b.readBlobSync(v.digest)).toEqual(v.data);
-      }
-      const missing = blob('nope').digest;
-      expect(() => b.readBlobSync(missing)).toThrow(missing);
-      await expect(b.getBlob(missing)).rejects.toThrow(LayerboxError);
-      expect((await b.listBlobs()).sort((p, q) => p.digest.localeCompare(q.digest))).toEqual(
-        [x, y, empty].map((v) => ({ digest: v.digest, size: v.data.length })).sort((p, q) => p.digest.localeCompare(q.digest)));
-      expect(await b.verify()).toEqual([]);
-      await b.close();
-    });
-
-    it('stores a blob once however often it is put', async () => {
-      const b = await make();
-      const x = blob('same bytes');
-      await b.putBlobs([x, x]);
-      await b.putBlobs([x]);
-      const s = await b.stats();
-      expect(s.blobs).toBe(1);
-      expect(s.bytes).toBe(x.data.length);
-      await b.close();
-    });
-
-    it('round-trips refs and isolates them from callers', async () => {
-      const b = await make();
-      expect(await b.readRefs()).toEqual(emptyRefs());
-      const d = blob('image').digest;
-      const refs: RefsDoc = { tags: { 'base:latest': d }, boxes: { dev: { image: d, upper: null, created: '2024-01-01T00:00:00Z' } } };
-      await b.writeRefs(refs);
-      refs.tags['other:x'] = d; // mutating what we wrote...
-      const got = await b.readRefs();
-      expect(got).toEqual({ tags: { 'base:latest': d }, boxes: { dev: { image: d, upper: null, created: '2024-01-01T00:00:00Z' } } });
-      got.tags['evil:x'] = d; // ...or what we read must not change the store
-      got.boxes.dev!.upper = d;
-      expect(await b.readRefs()).toEqual({ tags: { 'base:latest': d }, boxes: { dev: { image: d, upper: null, created: '2024-01-01T00:00:00Z' } } });
-      await b.close();
-    });
-
-    it('deleteBlobs keeps live blobs and frees dead ones', async () => {
-      const b = await make();
-      const live = [blob('live 1'), blob('live 2')], dead = [blob('dead 1'), blob('dead 22')];
-      await b.putBlobs([live[0]!, dead[0]!]);
-      await b.putBlobs([live[1]!, dead[1]!]);
-      const keep = new Set<Digest>(live.map((v) => v.digest));
-      const freed = await b.lock(() => b.deleteBlobs((d) => keep.has(d)));
-      expect(freed).toEqual({ blobs: 2, bytes: dead[0]!.data.length + dead[1]!.data.length });
-      for (const v of live) expect(b.readBlobSync(v.digest)).toEqual(v.data);
-      for (const v of dead) { expect(b.hasBlob(v.digest)).toBe(false); expect(() => b.readBlobSync(v.digest)).toThrow(v.digest); }
-      expect((await b.stats()).blobs).toBe(2);
-      expect(await b.verify()).toEqual([]);
-      await b.close();
-    });
-
-    it('lock serialises concurrent critical sections', async () => {
-      const b = await make();
-      const log: string[] = [];
-      const section = (id: string) => b.lock(async () => {
-        log.push(`${id} in`);
-        for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 2));
-        log.push(`${id} out`);
-        return id;
-      });
-      const failing = b.lock(async () => { throw new Error('boom'); });
-      expect(await Promise.all([section('a'), section('b'), failing.catch((e: Error) => e.message), section('c')])).toEqual(['a', 'b', 'boom', 'c']);
-      expect(log).toEqual(['a in', 'a out', 'b in', 'b out', 'c in', 'c out']);
-      await b.close();
-    });
+    for (const c of backendSuite) it(c.name, () => c.run(make, makeAsserts()));
   });
 }
 
@@ -112,6 +40,40 @@ let idbCounter = 0;
 const idbName = () => `test-${++idbCounter}`;
 const openIdb = (name: string, opts: Parameters<typeof openIdbBackend>[1] = {}) => openIdbBackend(name, { indexedDB: idb, ...opts });
 conformance('indexeddb', () => openIdb(idbName()));
+
+/** The suite's own assertions also run in the browser, where no vitest backs them: they must catch what they claim to. */
+describe('conformance asserts', () => {
+  it('eq is deep, compares bytes by content and fails with what and both values', () => {
+    const bytes = (...xs: number[]) => new Uint8Array(xs);
+    expect(deepEqual({ a: [1, bytes(1, 2)], b: null }, { a: [1, bytes(1, 2)], b: null })).toBe(true);
+    expect(deepEqual(bytes(1, 2), Buffer.from([1, 2]))).toBe(true);
+    expect(deepEqual(new Uint8Array(new Uint8Array([9, 1, 2]).buffer, 1), bytes(1, 2))).toBe(true);
+    for (const [a, b] of [
+      [bytes(1, 2), bytes(1, 3)], [bytes(1, 2), bytes(1, 2, 3)], [bytes(1), [1]], [{ a: 1 }, { a: 1, b: undefined }], [{ a: 1 }, { b: 1 }],
+      [[1, 2], [2, 1]], [[], {}], [0, -0], [NaN, 0], ['1', 1], [null, {}], [{ a: { b: [1] } }, { a: { b: [2] } }],
+    ] as Array<[unknown, unknown]>) {
+      expect(deepEqual(a, b), `${String(a)} vs ${String(b)}`).toBe(false);
+      expect(deepEqual(b, a)).toBe(false);
+    }
+    expect(deepEqual(NaN, NaN)).toBe(true);
+    const t = makeAsserts();
+    t.eq([bytes(1)], [bytes(1)], 'same');
+    expect(() => t.eq({ n: bytes(1, 2) }, { n: bytes(1, 3) }, 'the blob')).toThrow(/^the blob: expected \{"n":"<Uint8Array\(2\) 01 03>"\}, got \{"n":"<Uint8Array\(2\) 01 02>"\}$/);
+    t.ok(1, 'truthy');
+    expect(() => t.ok(0, 'the flag')).toThrow('the flag: expected a truthy value, got 0');
+  });
+
+  it('throws and rejects demand an error containing the substring, and return it', async () => {
+    const t = makeAsserts();
+    const e = new LayerboxError('blob sha256:ab is missing');
+    expect(t.throws(() => { throw e; }, 'sha256:ab')).toBe(e);
+    expect(() => t.throws(() => { throw e; }, 'sha256:cd')).toThrow(/does not contain "sha256:cd"/);
+    expect(() => t.throws(() => 1, 'x')).toThrow(/nothing was thrown/);
+    expect(await t.rejects(Promise.reject(e), 'missing')).toBe(e);
+    await expect(t.rejects(Promise.reject(e), 'corrupt')).rejects.toThrow(/does not contain "corrupt"/);
+    await expect(t.rejects(Promise.resolve(5), 'x')).rejects.toThrow(/it resolved with 5/);
+  });
+});
 
 /** Finds the only occurrence of `marker` in `file`. */
 function offsetOf(file: string, marker: string): number {
