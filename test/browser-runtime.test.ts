@@ -141,6 +141,22 @@ describe('browser runtime in Chromium', () => {
     expect(r.next).toBe(7);
   });
 
+  it('writes what the guest fsynced to IndexedDB even when the timeout stops it', async () => {
+    const r = await browser.evaluate(async (guest) => {
+      const lb = (window as unknown as HarnessWindow).layerbox;
+      const store = await lb.openStore('idb:fsync-test');
+      await store.importFiles([{ path: '/tmp' }], { tag: 'base' });
+      const box = await store.createBox('d', { image: 'base' });
+      const wasm = new Uint8Array(await (await fetch(guest)).arrayBuffer());
+      const kept = await box.run(wasm, { args: ['guest', 'keep', '/kept.txt', 'durable'], timeoutMs: 1000 });
+      const lost = await box.run(wasm, { args: ['guest', 'lose', '/lost.txt', 'volatile'], timeoutMs: 1000 });
+      await store.backend.close();
+      const again = await (await lb.openStore('idb:fsync-test')).openBox('d');
+      return { codes: [kept.exitCode, lost.exitCode], diff: again.diff(), kept: new TextDecoder().decode(await again.readFile('/kept.txt')) };
+    }, GUEST);
+    expect(r).toEqual({ codes: [124, 124], diff: [{ kind: 'A', path: '/kept.txt' }], kept: 'durable' });
+  });
+
   it('feeds stdin while the guest runs: it blocks reading until the page sends more', async () => {
     const r = await browser.evaluate(async (guest) => {
       const lb = (window as unknown as HarnessWindow).layerbox;
