@@ -1,3 +1,4 @@
+import { concatBytes } from './text.js';
 import { DIR_RIGHTS, FILE_RIGHTS } from './wasi/defs.js';
 import type { Fd } from './wasi/fd.js';
 import { DirFd, type FsFdContext } from './wasi/fs-fd.js';
@@ -38,16 +39,6 @@ export interface RunResult {
   stderr: Uint8Array;
   /** Set when the guest trapped (exit code 134). */
   trap?: string;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** The fd table of a run: stdio, one preopen per mount, then extras. */
@@ -93,5 +84,5 @@ export function runModule(module: WebAssembly.Module, mounts: Mount[], io: Guest
     if (io.stderr) io.stderr(msg);
     else collect.err.push(msg);
   }
-  return { exitCode, stdout: concat(collect.out), stderr: concat(collect.err), trap };
+  return { exitCode, stdout: concatBytes(collect.out), stderr: concatBytes(collect.err), trap };
 }

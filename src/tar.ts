@@ -1,5 +1,5 @@
 import { LayerboxError } from './errno.js';
-import { fromUtf8, utf8 } from './text.js';
+import { concatBytes, fromUtf8, utf8 } from './text.js';
 
 /** One tar member, as read or to be written. */
 export interface TarEntry {
@@ -147,11 +147,5 @@ export function writeTar(entries: TarEntry[]): Uint8Array {
     parts.push(header(name, type, data.length, e, link), data, pad(data.length));
   }
   parts.push(new Uint8Array(BLOCK * 2));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

@@ -2,7 +2,7 @@ import type { Box } from '../box.js';
 import { LayerboxError } from '../errno.js';
 import type { RunResult } from '../run.js';
 import type { Store } from '../store/store.js';
-import { utf8 } from '../text.js';
+import { concatBytes, utf8 } from '../text.js';
 import { BlobServer, createBridgeBuffer } from './bridge.js';
 import { createStdinBuffer, stdinPusher } from './stdin.js';
 import type { GuestMessage, Snapshot, StartMessage } from './protocol.js';
@@ -28,16 +28,6 @@ export interface RemoteRunOptions {
 
 /** Exit code of a guest stopped by its timeout (as timeout(1) uses). */
 export const TIMEOUT_EXIT = 124;
-
-const concat = (parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
 
 /**
  * Runs a program on `box` in a worker: the worker reads blobs through a
@@ -65,7 +55,7 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
       worker.terminate();
       f();
     };
-    const result = (exitCode: number, timedOut: boolean, trap?: string) => ({ exitCode, trap, timedOut, stdout: concat(out), stderr: concat(err), bytesServed: server.served });
+    const result = (exitCode: number, timedOut: boolean, trap?: string) => ({ exitCode, trap, timedOut, stdout: concatBytes(out), stderr: concatBytes(err), bytesServed: server.served });
     const timer = o.timeoutMs
       ? setTimeout(() => {
           const msg = utf8(`layerbox: guest stopped: no exit after ${o.timeoutMs! / 1000} s (timeout)\n`);
