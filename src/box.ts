@@ -150,6 +150,22 @@ export class Box {
     return h.read(0, h.size);
   }
 
+  /**
+   * Loads every chunk the box can reach, so `box.fs` (synchronous) can read
+   * anything on stores that read asynchronously (IndexedDB, HTTP) — for
+   * guests run on the page itself, such as a reactor driven by its own glue.
+   */
+  async load(): Promise<void> {
+    if (!this.store.backend.preload) return;
+    const want = new Set<Digest>();
+    const add = (t: { entries: Array<{ chunks?: (Digest | null)[] }> }) => {
+      for (const e of t.entries) for (const c of e.chunks ?? []) if (c) want.add(c);
+    };
+    for (const l of this.manifest.layers) add(await this.store.layerTable(l.digest));
+    if (this.record.upper) add(decodeLayer(await this.store.backend.getBlob(this.record.upper), `upper ${this.record.upper}`, 'upper'));
+    await this.store.backend.preload([...want]);
+  }
+
   /** The box's merged view as a tar archive (uncompressed). */
   exportTar(): Uint8Array {
     return exportTar(this.overlay);

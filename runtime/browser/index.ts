@@ -30,6 +30,8 @@ export class BrowserStore extends Store {
 export interface BrowserStoreOptions extends StoreOptions {
   /** A read-only HTTP store behind this one: its images are usable, their data fetched on demand. */
   remote?: string;
+  /** Bytes of blobs an IndexedDB store keeps in memory for synchronous reads (default 64 MiB). */
+  cacheBytes?: number;
   /** URL of dist/browser-worker.js when it is not next to this module. */
   workerUrl?: URL | string;
 }
@@ -38,7 +40,7 @@ export interface BrowserStoreOptions extends StoreOptions {
 export async function openStore(target: string, opts: BrowserStoreOptions = {}): Promise<BrowserStore> {
   let backend: Backend;
   if (target === 'memory:') backend = new MemoryBackend(opts.hasher);
-  else if (target.startsWith('idb:') && target.length > 4) backend = await openIdbBackend(target.slice(4));
+  else if (target.startsWith('idb:') && target.length > 4) backend = await openIdbBackend(target.slice(4), { cacheBytes: opts.cacheBytes });
   else if (/^https?:\/\//.test(target) || target.startsWith('/')) backend = await HttpBackend.open(new URL(target, globalThis.location?.href).href);
   else throw new LayerboxError(`unsupported store target: ${target} (use memory:, idb:NAME or an http(s) URL)`);
   if (opts.remote) backend = new FallbackBackend(backend, await HttpBackend.open(new URL(opts.remote, globalThis.location?.href).href));
