@@ -22,7 +22,6 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SRC="$ROOT/examples/toolbox"
 OUT="$SRC/toolbox.wasm"
 SELF="$ROOT/scripts/build-toolbox.sh"
-PKGS=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
 
 mode=stale
 case "${1:-}" in
@@ -37,24 +36,8 @@ CFLAGS=(--target=wasm32-wasi -Oz -Wall -Wextra -Wl,--strip-all
   -ffile-prefix-map="$SRC"=. -fdebug-prefix-map="$SRC"=.)
 LIBS=(-lc-printscan-no-floating-point)
 
-have_toolchain() {
-  command -v clang >/dev/null 2>&1 || return 1
-  # wasi-libc's sysroot and the wasm32 compiler-rt builtins.
-  echo 'int main(void){return 0;}' | clang --target=wasm32-wasi -O2 -x c - -o /dev/null >/dev/null 2>&1
-}
-
-ensure_toolchain() {
-  have_toolchain && return 0
-  echo "build-toolbox: installing ${PKGS[*]}" >&2
-  local SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y "${PKGS[@]}" >&2; then
-    $SUDO apt-get update >&2
-    $SUDO apt-get install -y "${PKGS[@]}" >&2
-  fi
-  have_toolchain || { echo "build-toolbox: clang --target=wasm32-wasi still does not work" >&2; exit 1; }
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/wasi-toolchain.sh"
+ensure_toolchain() { ensure_wasi_toolchain build-toolbox; }
 
 compile() { # <output path>
   (cd "$SRC" && clang "${CFLAGS[@]}" -o "$1" toolbox.c "${LIBS[@]}")

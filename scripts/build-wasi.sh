@@ -20,7 +20,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SRC="$ROOT/test/wasi"
 OUT="$SRC/build"
-PKGS=(clang lld wasi-libc libclang-rt-14-dev-wasm32)
 
 mode=stale
 case "${1:-}" in
@@ -41,24 +40,8 @@ extra_flags() {
 
 CFLAGS=(--target=wasm32-wasi -O2 -Wall -Wl,--strip-debug -ffile-prefix-map="$SRC"=. -fdebug-prefix-map="$SRC"=.)
 
-have_toolchain() {
-  command -v clang >/dev/null 2>&1 || return 1
-  # wasi-libc's sysroot and the wasm32 compiler-rt builtins.
-  echo 'int main(void){return 0;}' | clang --target=wasm32-wasi -O2 -x c - -o /dev/null >/dev/null 2>&1
-}
-
-ensure_toolchain() {
-  have_toolchain && return 0
-  echo "build-wasi: installing ${PKGS[*]}" >&2
-  local SUDO=""
-  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-  export DEBIAN_FRONTEND=noninteractive
-  if ! $SUDO apt-get install -y "${PKGS[@]}" >&2; then
-    $SUDO apt-get update >&2
-    $SUDO apt-get install -y "${PKGS[@]}" >&2
-  fi
-  have_toolchain || { echo "build-wasi: clang --target=wasm32-wasi still does not work" >&2; exit 1; }
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib/wasi-toolchain.sh"
+ensure_toolchain() { ensure_wasi_toolchain build-wasi; }
 
 compile() { # <name> <output path>
   local name="$1" out="$2"
