@@ -1,6 +1,9 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundle, importBundle, openStore, readTar, runInWorker, shortDigest } from '../node/index.js';
+import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
 const USAGE = `usage: layerbox [--store DIR] COMMAND [ARGS]
@@ -32,6 +35,9 @@ Sharing
 Store
   gc                                              remove blobs no tag or box uses
   fsck [--json]                                   verify every blob and reference
+Browser
+  playground [--port N]                           serve the browser playground on 127.0.0.1 (default port 8080;
+                                                  0: a free one) until interrupted
 
 The store is --store DIR, else $LAYERBOX_STORE, else ./.layerbox`;
 
@@ -204,6 +210,29 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   process.exitCode = r.exitCode;
 }
 
+const DEFAULT_PLAYGROUND_PORT = 8080;
+
+/** `layerbox playground`: serves dist/ (the directory this CLI runs from) until SIGINT or SIGTERM. */
+async function playgroundCmd(argv: string[]): Promise<void> {
+  const { v } = args(argv, { port: { type: 'string', short: 'p' } }, [0, 0]);
+  const raw = v.port as string | undefined;
+  if (raw !== undefined && !(/^\d{1,5}$/.test(raw) && Number(raw) <= 65535)) throw new UsageError(`--port takes a port number (0-65535; 0 picks a free one), got ${raw}`);
+  const port = raw === undefined ? DEFAULT_PLAYGROUND_PORT : Number(raw);
+  // The bundled CLI is dist/cli.js: dist/ is next to it.
+  const dist = dirname(fileURLToPath(import.meta.url));
+  const server = await startPlaygroundServer({ dist, port });
+  out(`Playground: ${server.url}`);
+  await new Promise<void>((done) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void server.close().then(done);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
   let storeDir = process.env.LAYERBOX_STORE || './.layerbox';
   while (argv[0]?.startsWith('--store')) {
@@ -220,6 +249,8 @@ async function main(argv: string[]): Promise<void> {
     out(USAGE);
     return;
   }
+  // The playground needs no store.
+  if (cmd === 'playground') return await playgroundCmd(rest);
   const known = ['image', 'box', 'cp', 'ls', 'cat', 'diff', 'commit', 'gc', 'fsck', 'run', 'export', 'import'];
   if (!known.includes(cmd)) throw new UsageError(`unknown command ${cmd}`);
   const store = await openStore(storeDir);
