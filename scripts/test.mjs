@@ -18,6 +18,8 @@ step('build', 'npm', ['run', '--silent', 'build']);
 step('typecheck', 'npm', ['run', '--silent', 'typecheck']);
 // The browser tests drive Debian's Chromium: install it if this machine lacks it.
 if (!existsSync('/usr/bin/chromium')) step('chromium', 'bash', [fileURLToPath(new URL('./ensure-chromium.sh', import.meta.url))]);
+// The OCI interop tests drive Debian's skopeo and umoci: install them if this machine lacks them.
+if (!existsSync('/usr/bin/skopeo') || !existsSync('/usr/bin/umoci')) step('oci tools', 'bash', [fileURLToPath(new URL('./ensure-oci-tools.sh', import.meta.url))]);
 
 const dir = mkdtempSync(join(tmpdir(), 'layerbox-test-'));
 const report = join(dir, 'report.json');

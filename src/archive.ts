@@ -39,7 +39,9 @@ export function exportTar(ov: Overlay): Uint8Array {
 
 /** Adds an uncompressed tar's members to a layer; OCI `.wh.` names become whiteouts and opaque markers. */
 export async function addTarBytes(b: LayerBuilder, bytes: Uint8Array): Promise<void> {
-  const opaque: string[] = [];
+  /** Directories marked opaque, and the paths that had an entry of their own. */
+  const opaque = new Set<string>();
+  const seen = new Set<string>();
   for (const e of readTar(bytes)) {
     if (e.path.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(e.path)}`);
     const path = e.path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
@@ -48,15 +50,28 @@ export async function addTarBytes(b: LayerBuilder, bytes: Uint8Array): Promise<v
     const meta = { mode: e.mode, uid: e.uid, gid: e.gid, mtime: BigInt(e.mtime) * 1_000_000_000n };
     if (path === '' || path === '.') {
       if (e.type === 'dir') b.addDir('/', meta);
-    } else if (base === '.wh..wh..opq') opaque.push(dir || '/');
-    else if (base.startsWith('.wh.')) b.addWhiteout(`${dir}/${base.slice(4)}`);
-    else if (e.type === 'file') await b.addFile(path, e.data!, meta);
+      continue;
+    }
+    if (base === '.wh..wh..opq') {
+      // Applied at the end: the directory's own entry may come before or after its marker.
+      if (opaque.has(dir)) throw new LayerboxError(`duplicate entry ${JSON.stringify(e.path)}`);
+      opaque.add(dir);
+      continue;
+    }
+    if (base.startsWith('.wh..wh.')) continue; // other OCI/aufs metadata (hard-link dirs): nothing to keep
+    if (base.startsWith('.wh.')) {
+      if (base === '.wh.') throw new LayerboxError(`whiteout without a name in tar: ${JSON.stringify(e.path)}`);
+      b.addWhiteout(`${dir}/${base.slice(4)}`);
+      continue;
+    }
+    if (e.type === 'file') await b.addFile(path, e.data!, meta);
     else if (e.type === 'dir') b.addDir(path, meta);
     else if (e.type === 'symlink') b.addSymlink(path, e.linkname!, meta);
     else b.addHardlink(path, e.linkname!.replace(/^(\.\/)+/, ''));
+    seen.add(path);
   }
   for (const d of opaque) {
-    b.addDir(d);
-    b.markOpaque(d);
+    if (d !== '' && !seen.has(d)) b.addDir(d);
+    b.markOpaque(d || '/');
   }
 }

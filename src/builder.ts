@@ -154,6 +154,26 @@ export class LayerBuilder {
   /** The finished table (after `drain`). */
   table(): LayerTable {
     const entries = [...this.entries.values()].sort((a, b) => comparePaths(a.path, b.path));
-    return { kind: 'layer', chunkSize: this.chunkSize, entries };
+    // A hard link must come after the name it points at: the group's first name in
+    // table order carries the content, the others point at it (a tar may list them in any order).
+    const first = new Map<string, string>();
+    const out = entries.map((e) => {
+      if (e.type !== 'hardlink') return e;
+      const target = e.target!;
+      const head = first.get(target);
+      if (head !== undefined) return { ...e, target: head };
+      if (comparePaths(target, e.path) < 0) return e;
+      first.set(target, e.path);
+      const t = this.entries.get(target)!;
+      return { ...t, path: e.path };
+    });
+    for (let i = 0; i < out.length; i++) {
+      const head = first.get(out[i]!.path);
+      if (head !== undefined) {
+        const t = out[i]!;
+        out[i] = { path: t.path, type: 'hardlink', mode: t.mode, uid: t.uid, gid: t.gid, mtime: t.mtime, target: head };
+      }
+    }
+    return { kind: 'layer', chunkSize: this.chunkSize, entries: out };
   }
 }

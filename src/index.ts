@@ -36,3 +36,4 @@ export type { StartMessage, GuestMessage } from './remote/protocol.js';
 export { HttpBackend } from './store/http.js';
 export { FallbackBackend } from './store/fallback.js';
 export { exportBundle, importBundle, type BundleIndex } from './bundle.js';
+export * from './oci/index.js';

@@ -2,7 +2,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundle, importBundle, openStore, readTar, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundle, exportOciArchive, importBundle, importOciArchive, openStore, readTar, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -30,8 +30,12 @@ Running
                                                   --image alone gives a box that is thrown away; exits with the
                                                   guest's exit code (a trap: 134; a timeout: 124)
 Sharing
-  export IMAGE... [--box BOX]... -o FILE          images (with tags) and boxes as one file
-  import FILE                                     open such a file (or a tar: a one-layer image, with --tag)
+  export IMAGE... [--box BOX]... -o FILE [--format layerbox|oci|docker]
+                                                  images (with tags) and boxes as one file: a layerbox bundle
+                                                  (default), an OCI image layout tar, or a docker save archive
+                                                  (oci and docker: images only)
+  import FILE [--tag NAME[:TAG]]                  open such a file, an OCI layout (directory or tar) or a docker
+                                                  save archive (or any tar: a one-layer image, with --tag)
 Store
   gc                                              remove blobs no tag or box uses
   fsck [--json]                                   verify every blob and reference
@@ -316,15 +320,34 @@ async function main(argv: string[]): Promise<void> {
       case 'export': {
         const { v, p } = args(rest, { output: { type: 'string', short: 'o' }, box: { type: 'string', multiple: true }, format: { type: 'string' } }, [0, Infinity]);
         if (!v.output) throw new UsageError('export needs -o FILE');
-        if (v.format !== undefined && v.format !== 'layerbox') throw new UsageError(`unknown export format ${v.format} (this layerbox writes: layerbox)`);
-        const bytes = await exportBundle(store, { images: p, boxes: (v.box as unknown as string[] | undefined) ?? [] });
+        const format = (v.format as string | undefined) ?? 'layerbox';
+        if (format !== 'layerbox' && format !== 'oci' && format !== 'docker') throw new UsageError(`unknown export format ${format} (this layerbox writes: layerbox, oci, docker)`);
+        const boxes = (v.box as unknown as string[] | undefined) ?? [];
+        let bytes: Uint8Array;
+        if (format === 'layerbox') bytes = await exportBundle(store, { images: p, boxes });
+        else {
+          if (boxes.length) throw new UsageError(`--format ${format} exports images only; commit a box first`);
+          bytes = await exportOciArchive(store, p, format);
+        }
         await writeFile(v.output as string, bytes);
         return;
       }
       case 'import': {
         const { v, p } = args(rest, { tag: { type: 'string', short: 't' } }, [1, 1]);
-        const bytes = new Uint8Array(await readFile(p[0]!).catch(() => {
-          throw new LayerboxError(`cannot read ${p[0]}`);
+        const src = p[0]!;
+        const st = await stat(src).catch(() => null);
+        if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
+        const tag = v.tag as string | undefined;
+        const printImages = (imgs: Array<{ digest: string; tags: string[] }>) => {
+          for (const i of imgs) out(`${i.digest}${i.tags.length ? ' ' + i.tags.join(' ') : ''}`);
+        };
+        if (st.isDirectory()) {
+          const imgs = await importOciArchive(store, src, { tag });
+          if (!imgs) throw new LayerboxError(`${src} is not an OCI image layout (no oci-layout and index.json); to import a directory tree use: image import DIR --tag NAME`);
+          return printImages(imgs);
+        }
+        const bytes = new Uint8Array(await readFile(src).catch(() => {
+          throw new LayerboxError(`cannot read ${src}`);
         }));
         const isBundle = (() => {
           try {
@@ -335,9 +358,13 @@ async function main(argv: string[]): Promise<void> {
         })();
         if (isBundle) {
           const idx = await importBundle(store, bytes);
-          for (const i of idx.images) out(`${i.digest}${i.tags.length ? ' ' + i.tags.join(' ') : ''}`);
+          printImages(idx.images);
           for (const b of idx.boxes) out(`box ${b.name}`);
-        } else out(await store.importTar(p[0]!, { tag: v.tag as string | undefined }));
+          return;
+        }
+        const imgs = await importOciArchive(store, src, { tag });
+        if (imgs) return printImages(imgs);
+        out(await store.importTar(src, { tag }));
         return;
       }
       case 'gc': {

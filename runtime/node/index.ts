@@ -43,3 +43,4 @@ export async function openStore(target: string, opts: StoreOptions & { create?: 
   }
   return store;
 }
+export { exportOciArchive, importOciArchive, deterministicGzip, tarReader, dirReader } from './oci.js';

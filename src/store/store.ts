@@ -48,6 +48,8 @@ export interface ImportOptions {
   comment?: string;
   createdBy?: string;
   config?: Partial<ImageConfig>;
+  /** ISO time for the new history entry and image (default: now); imports keep the source's. */
+  created?: string;
 }
 
 export interface FsckReport {
@@ -177,8 +179,9 @@ export class Store {
     const tableBytes = encodeLayer(layer.table);
     const layerDigest = this.digest(tableBytes);
     const ref: LayerRef = { digest: layerDigest, size: tableBytes.length, dataSize: layer.dataSize, entries: layer.table.entries.length };
-    const created = this.nowIso();
+    const created = info.created ?? this.nowIso();
     const base = parent?.manifest;
+    if (base && base.chunkSize !== this.chunkSize) throw new LayerboxError(`image ${parent!.digest} uses ${base.chunkSize}-byte chunks; this store uses ${this.chunkSize}`);
     const manifest: ImageManifest = {
       chunkSize: this.chunkSize,
       layers: [...(base?.layers ?? []), ref],
@@ -197,16 +200,27 @@ export class Store {
    * Imports one layer as a new image: `fill` adds entries to the builder
    * (host runtimes walk a directory or a tar into it).
    */
-  async importLayer(fill: (b: LayerBuilder) => Promise<void>, opts: ImportOptions = {}): Promise<Digest> {
-    const tag = opts.tag ? parseTag(opts.tag) : undefined;
+  importLayer(fill: (b: LayerBuilder) => Promise<void>, opts: ImportOptions = {}): Promise<Digest> {
+    return this.importLayerOnto(null, fill, opts);
+  }
+
+  /**
+   * Stacks one new layer on `parent` (or starts a new image with null):
+   * `fill` adds the layer's entries. The new image keeps the parent's layers,
+   * history and config (overridden by `opts.config`); the tags (`opts.tag`
+   * and `opts.tags`) are set in one refs write after every blob is stored.
+   */
+  async importLayerOnto(parent: Digest | null, fill: (b: LayerBuilder) => Promise<void>, opts: ImportOptions & { tags?: string[] } = {}): Promise<Digest> {
+    const tags = [...(opts.tag ? [opts.tag] : []), ...(opts.tags ?? [])].map(parseTag);
     return this.backend.lock(async () => {
+      const base = parent === null ? null : { digest: parent, manifest: await this.manifest(parent) };
       const b = new LayerBuilder(this.chunkSize, (x) => this.digest(x), (blobs) => this.backend.putBlobs(blobs));
       await fill(b);
       await b.drain();
-      const img = await this.writeImage(null, { table: b.table(), dataSize: b.dataSize }, opts);
-      if (tag) {
+      const img = await this.writeImage(base, { table: b.table(), dataSize: b.dataSize }, opts);
+      if (tags.length) {
         const refs = await this.backend.readRefs();
-        refs.tags[tag] = img.digest;
+        for (const t of tags) refs.tags[t] = img.digest;
         await this.backend.writeRefs(refs);
       }
       return img.digest;

@@ -1,0 +1,236 @@
+import { addTarBytes } from '../archive.js';
+import { type Digest, isDigest } from '../digest.js';
+import { LayerboxError } from '../errno.js';
+import { type ImageConfig, parseTag } from '../image.js';
+import type { Store } from '../store/store.js';
+import { MEDIA, REF_NAME, type Descriptor, OS, checkDescriptor, parseJson } from './format.js';
+
+/** Reads a member of an archive (an OCI layout or a docker save archive) by its relative path; null when missing. */
+export type ArchiveReader = (path: string) => Promise<Uint8Array | null>;
+
+export interface OciImportOptions {
+  /** Tag for the (single) image instead of the archive's own names. */
+  tag?: string;
+  /** The host's gunzip; a bad or truncated stream must throw. */
+  gunzip: (data: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+}
+
+export type OciArchiveKind = 'oci' | 'docker';
+
+/** What kind of archive the reader holds: an OCI layout, a docker save archive, or neither (null). */
+export async function detectOciArchive(read: ArchiveReader): Promise<OciArchiveKind | null> {
+  if ((await read('oci-layout')) && (await read('index.json'))) return 'oci';
+  if (await read('manifest.json')) return 'docker';
+  return null;
+}
+
+/** One image of the archive, fully read and verified before anything is stored. */
+interface Planned {
+  what: string;
+  layers: Array<{ tar: Uint8Array; digest: Digest }>;
+  config: ImageConfig;
+  history: Array<{ created?: string; createdBy: string; comment: string }>;
+  tags: string[];
+}
+
+const GZIP = [0x1f, 0x8b], ZSTD = [0x28, 0xb5, 0x2f, 0xfd];
+const starts = (b: Uint8Array, magic: number[]) => b.length >= magic.length && magic.every((x, i) => b[i] === x);
+
+/** A safe relative member path (a docker manifest names its files): no `..`, not absolute. */
+function memberPath(p: unknown, what: string): string {
+  if (typeof p !== 'string' || p === '') throw new LayerboxError(`${what}: missing path`);
+  const parts = p.split('/').filter((c) => c !== '' && c !== '.');
+  if (p.startsWith('/') || parts.includes('..') || p.includes('\0')) throw new LayerboxError(`${what}: refusing path ${JSON.stringify(p)}`);
+  return parts.join('/');
+}
+
+/** A reference as a layerbox tag; Docker Hub's implicit prefixes dropped (`docker.io/library/x:1` is `x:1`). */
+function tagOf(ref: string, what: string): string {
+  try {
+    return parseTag(ref.replace(/^(?:docker\.io|index\.docker\.io)\/(?:library\/)?/, ''));
+  } catch (e) {
+    throw new LayerboxError(`${what}: cannot use ${JSON.stringify(ref)} as a tag: ${(e as Error).message}`);
+  }
+}
+
+class Reader {
+  constructor(private store: Store, private read: ArchiveReader, private gunzip: OciImportOptions['gunzip']) {}
+
+  async member(path: string, what: string): Promise<Uint8Array> {
+    const b = await this.read(path);
+    if (!b) throw new LayerboxError(`${what}: ${path} is missing from the archive`);
+    return b;
+  }
+
+  /** A blob of an OCI layout, checked against its descriptor's digest and size. */
+  async blob(d: Descriptor, what: string): Promise<Uint8Array> {
+    const b = await this.member(`blobs/sha256/${d.digest.slice(7)}`, what);
+    this.verify(b, d.digest, what);
+    if (d.size !== undefined && b.length !== d.size) throw new LayerboxError(`${what}: blob ${d.digest} has ${b.length} bytes, its descriptor says ${d.size}`);
+    return b;
+  }
+
+  verify(b: Uint8Array, digest: Digest, what: string): void {
+    const got = this.store.digest(b);
+    if (got !== digest) throw new LayerboxError(`${what}: blob ${digest} does not match its digest (its content hashes to ${got})`);
+  }
+
+  /** A layer as an uncompressed tar (gzip detected by its magic), checked against its diff_id. */
+  async layer(b: Uint8Array, diffId: unknown, what: string): Promise<Uint8Array> {
+    if (!isDigest(diffId)) throw new LayerboxError(`${what}: invalid diff_id ${JSON.stringify(diffId)}`);
+    let tar = b;
+    if (starts(b, ZSTD)) throw new LayerboxError(`${what}: zstd-compressed layers are not supported`);
+    if (starts(b, GZIP)) {
+      try {
+        tar = await this.gunzip(b);
+      } catch (e) {
+        throw new LayerboxError(`${what}: bad gzip stream: ${(e as Error)?.message ?? e}`);
+      }
+    }
+    const got = this.store.digest(tar);
+    if (got !== diffId) throw new LayerboxError(`${what}: uncompressed layer hashes to ${got}, but the image config's diff_id is ${diffId}`);
+    return tar;
+  }
+
+  /** Config, history and layers of one image config document and its layer blobs. */
+  async plan(configDoc: any, layerBlobs: Array<() => Promise<Uint8Array>>, tags: string[], what: string): Promise<Planned> {
+    if (!configDoc || typeof configDoc !== 'object') throw new LayerboxError(`${what}: bad image config`);
+    const diffIds = configDoc.rootfs?.diff_ids;
+    if (!Array.isArray(diffIds)) throw new LayerboxError(`${what}: the image config has no rootfs.diff_ids`);
+    if (diffIds.length !== layerBlobs.length) throw new LayerboxError(`${what}: ${layerBlobs.length} layers but ${diffIds.length} diff_ids`);
+    if (!layerBlobs.length) throw new LayerboxError(`${what}: the image has no layers`);
+    const layers: Planned['layers'] = [];
+    for (let i = 0; i < layerBlobs.length; i++) {
+      const lw = `${what}, layer ${i + 1}`;
+      layers.push({ tar: await this.layer(await layerBlobs[i]!(), diffIds[i], lw), digest: diffIds[i] });
+    }
+    const c = configDoc.config ?? {};
+    const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x) => typeof x === 'string') : []);
+    const config: ImageConfig = { env: strings(c.Env), cmd: [...strings(c.Entrypoint), ...strings(c.Cmd)], workingDir: typeof c.WorkingDir === 'string' && c.WorkingDir ? c.WorkingDir : '/' };
+    const created = typeof configDoc.created === 'string' ? configDoc.created : undefined;
+    const rows = (Array.isArray(configDoc.history) ? configDoc.history : []).filter((h: any) => h && !h.empty_layer);
+    const history = layers.map((_, i) => {
+      const h = rows.length === layers.length ? rows[i] : null;
+      return {
+        created: typeof h?.created === 'string' ? h.created : created,
+        createdBy: typeof h?.created_by === 'string' ? h.created_by : 'layerbox import',
+        comment: typeof h?.comment === 'string' ? h.comment : '',
+      };
+    });
+    return { what, layers, config, history, tags };
+  }
+
+  async planOci(): Promise<Planned[]> {
+    const layout = parseJson(await this.member('oci-layout', 'OCI layout'), 'oci-layout');
+    if (typeof layout?.imageLayoutVersion !== 'string' || !layout.imageLayoutVersion.startsWith('1.')) throw new LayerboxError(`unsupported OCI layout version ${JSON.stringify(layout?.imageLayoutVersion)}`);
+    const index = parseJson(await this.member('index.json', 'OCI layout'), 'index.json');
+    if (!Array.isArray(index?.manifests)) throw new LayerboxError('index.json has no manifests');
+    /** Manifest digest -> tags (several index entries may name one manifest). */
+    const found = new Map<Digest, { desc: Descriptor; tags: string[] }>();
+    const visit = async (entries: any[], what: string, depth: number, name?: string): Promise<void> => {
+      let list = entries.map((e, i) => checkDescriptor(e, `${what}, manifest ${i + 1}`));
+      if (depth > 0 && list.length > 1) {
+        // A multi-platform index: take the WASI image.
+        list = list.filter((d) => d.platform?.os === OS);
+        if (list.length !== 1) throw new LayerboxError(`${what}: a multi-platform index without exactly one ${OS} image is not supported`);
+      }
+      for (const d of list) {
+        const ref = d.annotations?.[REF_NAME] ?? name;
+        if (d.mediaType === MEDIA.index || d.mediaType === MEDIA.dockerList) {
+          if (depth > 2) throw new LayerboxError(`${what}: indexes nested too deep`);
+          const doc = parseJson(await this.blob(d, `${what}, index ${d.digest}`), `index ${d.digest}`);
+          if (!Array.isArray(doc?.manifests)) throw new LayerboxError(`index ${d.digest} has no manifests`);
+          await visit(doc.manifests, `index ${d.digest}`, depth + 1, ref);
+          continue;
+        }
+        if (d.mediaType !== undefined && d.mediaType !== MEDIA.manifest && d.mediaType !== MEDIA.dockerManifest) throw new LayerboxError(`${what}: unsupported manifest media type ${JSON.stringify(d.mediaType)}`);
+        const f = found.get(d.digest) ?? { desc: d, tags: [] };
+        if (ref !== undefined) f.tags.push(tagOf(ref, `${what}, ${REF_NAME}`));
+        found.set(d.digest, f);
+      }
+    };
+    await visit(index.manifests, 'index.json', 0);
+    const out: Planned[] = [];
+    for (const { desc, tags } of found.values()) {
+      const what = `image manifest ${desc.digest}`;
+      const m = parseJson(await this.blob(desc, what), what);
+      if (m?.schemaVersion !== 2) throw new LayerboxError(`${what}: unsupported schemaVersion ${JSON.stringify(m?.schemaVersion)}`);
+      const cd = checkDescriptor(m.config, `${what}, config`);
+      const configDoc = parseJson(await this.blob(cd, `${what}, config`), `${what}, config`);
+      if (!Array.isArray(m.layers)) throw new LayerboxError(`${what}: no layers`);
+      const layerDescs = m.layers.map((l: any, i: number) => checkDescriptor(l, `${what}, layer ${i + 1}`));
+      for (const [i, l] of layerDescs.entries())
+        if (l.mediaType === MEDIA.layerZstd || /zstd/.test(l.mediaType ?? '')) throw new LayerboxError(`${what}, layer ${i + 1}: zstd-compressed layers are not supported`);
+      out.push(await this.plan(configDoc, layerDescs.map((l: Descriptor, i: number) => () => this.blob(l, `${what}, layer ${i + 1}`)), [...new Set(tags)], what));
+    }
+    return out;
+  }
+
+  async planDocker(): Promise<Planned[]> {
+    const doc = parseJson(await this.member('manifest.json', 'docker archive'), 'manifest.json');
+    if (!Array.isArray(doc) || !doc.length) throw new LayerboxError('manifest.json lists no images');
+    const out: Planned[] = [];
+    for (const [n, e] of doc.entries()) {
+      const what = `manifest.json, image ${n + 1}`;
+      const configPath = memberPath(e?.Config, `${what}, Config`);
+      const config = await this.member(configPath, what);
+      // Members named by a digest (`<hex>.json`, `blobs/sha256/<hex>`) are checked against it.
+      const named = (p: string) => /^(?:.*\/)?(?:blobs\/sha256\/)?([0-9a-f]{64})(?:\.json)?$/.exec(p)?.[1];
+      const ch = named(configPath);
+      if (ch) this.verify(config, `sha256:${ch}`, `${what}, config`);
+      if (!Array.isArray(e.Layers)) throw new LayerboxError(`${what}: no Layers`);
+      const layerPaths = e.Layers.map((p: unknown, i: number) => memberPath(p, `${what}, layer ${i + 1}`));
+      const tags = (Array.isArray(e.RepoTags) ? e.RepoTags : []).map((t: unknown) => tagOf(String(t), `${what}, RepoTags`));
+      out.push(await this.plan(parseJson(config, `${what}, config`), layerPaths.map((p: string, i: number) => async () => {
+        const b = await this.member(p, `${what}, layer ${i + 1}`);
+        const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(p);
+        if (m) this.verify(b, `sha256:${m[1]}`, `${what}, layer ${i + 1}`);
+        return b;
+      }), tags, what));
+    }
+    return out;
+  }
+}
+
+/**
+ * Imports the images of an OCI image layout or a docker save archive, each
+ * layer (gzip or plain tar) as a layerbox layer, stacked into one image that
+ * keeps the config (Env, Cmd with Entrypoint first, WorkingDir) and history.
+ * Every blob is checked against its digest and every uncompressed layer
+ * against its diff_id before anything is stored; a bad layer (`..` paths, a
+ * bad tar) is refused while stacking, before any tag is written. Tags come
+ * from `org.opencontainers.image.ref.name` / `RepoTags`, or `opts.tag`.
+ */
+export async function importOci(store: Store, read: ArchiveReader, opts: OciImportOptions): Promise<Array<{ digest: Digest; tags: string[] }>> {
+  const kind = await detectOciArchive(read);
+  if (!kind) throw new LayerboxError('not an OCI image layout or a docker save archive');
+  const r = new Reader(store, read, opts.gunzip);
+  const plans = kind === 'oci' ? await r.planOci() : await r.planDocker();
+  if (opts.tag !== undefined) {
+    if (plans.length !== 1) throw new LayerboxError(`--tag needs an archive with one image; this one has ${plans.length}`);
+    plans[0]!.tags = [parseTag(opts.tag)];
+  }
+  // Stack every image untagged first, then tag them all: a bad layer leaves no tag behind.
+  const done: Array<{ digest: Digest; tags: string[] }> = [];
+  for (const p of plans) {
+    let parent: Digest | null = null;
+    for (let i = 0; i < p.layers.length; i++) {
+      const l = p.layers[i]!, h = p.history[i]!;
+      try {
+        parent = await store.importLayerOnto(parent, (b) => addTarBytes(b, l.tar), { created: h.created, createdBy: h.createdBy, comment: h.comment, config: p.config });
+      } catch (e) {
+        if (e instanceof LayerboxError) throw new LayerboxError(`${p.what}, layer ${i + 1} (${l.digest}): ${e.message}`);
+        throw e;
+      }
+    }
+    done.push({ digest: parent!, tags: p.tags });
+  }
+  if (done.some((d) => d.tags.length)) {
+    await store.backend.lock(async () => {
+      const refs = await store.backend.readRefs();
+      for (const d of done) for (const t of d.tags) refs.tags[t] = d.digest;
+      await store.backend.writeRefs(refs);
+    });
+  }
+  return done;
+}

@@ -1,0 +1,4 @@
+export { layerTarEntries, OPAQUE_MARKER, WHITEOUT_PREFIX } from './layer.js';
+export { MEDIA, REF_NAME, type Descriptor, imageConfigJson, ociManifestJson, ociIndexJson } from './format.js';
+export { exportOci, type OciFormat, type OciExportOptions } from './export.js';
+export { importOci, detectOciArchive, type ArchiveReader, type OciImportOptions, type OciArchiveKind } from './import.js';

@@ -1,0 +1,93 @@
+import { LayerboxError } from '../errno.js';
+import { Overlay, type OverlayOptions } from '../overlay/overlay.js';
+import type { DirNode, Leaf, Meta } from '../overlay/nodes.js';
+import type { LowerLayer } from '../overlay/tree.js';
+import { joinPath } from '../path.js';
+import type { TarEntry } from '../tar.js';
+
+/** The OCI marker that makes its directory opaque. */
+export const OPAQUE_MARKER = '.wh..wh..opq';
+/** The OCI prefix of whiteout names. */
+export const WHITEOUT_PREFIX = '.wh.';
+
+function tarMeta(m: Meta): Pick<TarEntry, 'mode' | 'uid' | 'gid' | 'mtime'> {
+  return { mode: m.mode, uid: m.uid, gid: m.gid, mtime: Number(m.mtime / 1_000_000_000n) };
+}
+
+/** Metadata of the marker entries (whiteouts, opaque markers): fixed, so layer tars stay deterministic. */
+const MARKER = { type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: new Uint8Array() } as const;
+
+/**
+ * Layer `index` of a stack as the members of an OCI layer tar, in a fixed
+ * order: each directory, then its opaque marker, then its whiteouts
+ * (`.wh.<name>`), then its other children by name, depth first. Metadata is
+ * as stored (mtime in whole seconds). Hard links are tar hard links to the
+ * first name written. A directory with a redirect (renamed across layers)
+ * cannot be said in OCI terms: it is written as an opaque directory holding
+ * its whole merged subtree at this layer. A guest name starting with `.wh.`
+ * cannot be said either and is refused.
+ */
+export function layerTarEntries(lowers: readonly LowerLayer[], index: number, opts: OverlayOptions, what = `layer ${index + 1}`): TarEntry[] {
+  const layer = lowers[index];
+  if (!layer) throw new LayerboxError(`${what}: no such layer`);
+  const ov = new Overlay(lowers.slice(0, index + 1), undefined, opts);
+  const out: TarEntry[] = [];
+  const first = new Map<Leaf, string>();
+  const check = (path: string): void => {
+    const name = path.slice(path.lastIndexOf('/') + 1);
+    if (name.startsWith(WHITEOUT_PREFIX))
+      throw new LayerboxError(`cannot export ${what} as OCI: /${path} has a name starting with ".wh.", which OCI layers reserve for whiteouts; rename it first`);
+  };
+  const leaf = (path: string, l: Leaf): void => {
+    const m = tarMeta(l.meta);
+    const f = first.get(l);
+    if (f !== undefined) out.push({ path, type: 'hardlink', ...m, linkname: f });
+    else if (l.kind === 'symlink') out.push({ path, type: 'symlink', ...m, linkname: l.target });
+    else out.push({ path, type: 'file', ...m, data: ov.content.read(l, 0, l.size) });
+    if (f === undefined) first.set(l, path);
+  };
+  /** A merged subtree, as the overlay over this layer and the ones below sees it. */
+  const merged = (dir: string): void => {
+    for (const e of ov.readdir('/' + dir)) {
+      const p = joinPath(dir, e.name);
+      check(p);
+      const m = ov.mergedLookup(p)!;
+      if (m.dir) {
+        out.push({ path: p, type: 'dir', ...tarMeta(m.dir.meta) });
+        merged(p);
+      } else leaf(p, m.leaf!);
+    }
+  };
+  /** This layer's own entries under `node`. */
+  const own = (node: DirNode, dir: string): void => {
+    const names = [...node.children.keys()].sort();
+    for (const name of names) {
+      if (node.children.get(name)!.kind !== 'whiteout') continue;
+      const p = joinPath(dir, name);
+      check(p);
+      out.push({ ...MARKER, path: joinPath(dir, WHITEOUT_PREFIX + name) });
+    }
+    for (const name of names) {
+      const child = node.children.get(name)!;
+      if (child.kind === 'whiteout') continue;
+      const p = joinPath(dir, name);
+      check(p);
+      if (child.kind !== 'dir') {
+        leaf(p, child);
+        continue;
+      }
+      out.push({ path: p, type: 'dir', ...tarMeta(child.meta) });
+      if (child.opaque) {
+        out.push({ ...MARKER, path: joinPath(p, OPAQUE_MARKER) });
+        own(child, p);
+      } else if (child.redirect !== null) {
+        out.push({ ...MARKER, path: joinPath(p, OPAQUE_MARKER) });
+        merged(p);
+      } else own(child, p);
+    }
+  };
+  out.push({ path: '.', type: 'dir', ...tarMeta(layer.root.meta) });
+  if (layer.root.opaque) out.push({ ...MARKER, path: OPAQUE_MARKER });
+  own(layer.root, '');
+  return out;
+}
