@@ -58,3 +58,13 @@ console.log(`\n| workload | layerbox | node:wasi | browser_wasi_shim | layerbox 
 console.log(`| --- | --- | --- | --- | --- | --- |`);
 for (const r of rows) console.log(`| ${r.workload} | ${fmt(r.layerbox)} | ${fmt(r['node-wasi'])} | ${fmt(r.shim)} | ${ratio(r.layerbox, r['node-wasi'])} | ${ratio(r.layerbox, r.shim)} |`);
 console.log(`\nbest of ${REPS} runs each, measured inside the guest (CLOCK_MONOTONIC); ratio < 1 means layerbox is faster.`);
+
+const { ociBench } = await import('../bench/oci.mjs');
+const oci = ociBench(root, REPS);
+if (oci.skipped) console.log(`\nOCI workloads skipped: ${oci.skipped}`);
+else {
+  console.log(`\n| OCI workload | layerbox | peer | peer command | layerbox / peer |`);
+  console.log(`| --- | --- | --- | --- | --- |`);
+  for (const r of oci.rows) console.log(`| ${r.label} | ${r.layerbox.toFixed(0)} ms | ${r.peer.toFixed(0)} ms | ${r.peerName} | ${(r.layerbox / r.peer).toFixed(2)}x |`);
+  console.log('\nwall time of whole commands (process start included), best of each.');
+}
