@@ -2,22 +2,19 @@
 // guests in a Web Worker (streamed output, timeouts), images read lazily over
 // HTTP — and the same steps in Node give the same diff.
 import { createHash, randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type * as Layerbox from '../runtime/browser/index.js';
 import { memoryStore } from '../src/index.js';
-import { type ChromiumSession, launchChromium } from './browser/chromium.js';
-import { REPO_ROOT, type TestServer, startServer } from './browser/server.js';
+import { useChromiumHarness } from './browser/chromium.js';
+import { REPO_ROOT } from './browser/server.js';
 import { openStore } from '../runtime/node/index.js';
 
 type HarnessWindow = Window & { layerbox: typeof Layerbox };
 const GUEST = '/test/wasi/build/guest.wasm';
 const HTTP_STORE = '/test/.cache/http-store';
-let server: TestServer;
-let browser: ChromiumSession;
 
 /** The files of the image both sides start from. */
 const FILES = [
@@ -37,26 +34,11 @@ async function steps(box: Layerbox.Box, wasm: Uint8Array): Promise<number[]> {
   return codes;
 }
 
-beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, 'dist/browser-worker.js'))) {
-    const r = spawnSync(process.execPath, ['esbuild.config.mjs'], { cwd: REPO_ROOT, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`building dist failed:\n${r.stderr}${r.stdout}`);
-  }
-  server = await startServer();
-  browser = await launchChromium(server);
-  await browser.openHarness();
-});
-
-afterEach(() => browser?.assertClean());
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const harness = useChromiumHarness();
 
 describe('browser runtime in Chromium', () => {
   it('keeps an IndexedDB box across a reload, commits it, and diffs exactly like Node', async () => {
-    const first = await browser.evaluate(
+    const first = await harness.browser().evaluate(
       async ({ files, guest, stepsSrc }) => {
         const lb = (window as unknown as HarnessWindow).layerbox;
         const run = new Function(`return ${stepsSrc}`)() as typeof steps;
@@ -72,8 +54,8 @@ describe('browser runtime in Chromium', () => {
     );
     expect(first).toEqual({ codes: [0, 0], worker: true });
 
-    await browser.reload({ waitReady: true });
-    const after = await browser.evaluate(async () => {
+    await harness.browser().reload({ waitReady: true });
+    const after = await harness.browser().evaluate(async () => {
       const lb = (window as unknown as HarnessWindow).layerbox;
       const dec = new TextDecoder();
       const store = await lb.openStore('idb:reload-test');
@@ -110,7 +92,7 @@ describe('browser runtime in Chromium', () => {
   });
 
   it('streams output from the worker and stops a guest that never returns; the page stays responsive', async () => {
-    const r = await browser.evaluate(async (guest) => {
+    const r = await harness.browser().evaluate(async (guest) => {
       const lb = (window as unknown as HarnessWindow).layerbox;
       const store = await lb.openStore('memory:');
       await store.importFiles([{ path: '/tmp' }], { tag: 'base' });
@@ -142,7 +124,7 @@ describe('browser runtime in Chromium', () => {
   });
 
   it('writes what the guest fsynced to IndexedDB even when the timeout stops it', async () => {
-    const r = await browser.evaluate(async (guest) => {
+    const r = await harness.browser().evaluate(async (guest) => {
       const lb = (window as unknown as HarnessWindow).layerbox;
       const store = await lb.openStore('idb:fsync-test');
       await store.importFiles([{ path: '/tmp' }], { tag: 'base' });
@@ -158,7 +140,7 @@ describe('browser runtime in Chromium', () => {
   });
 
   it('feeds stdin while the guest runs: it blocks reading until the page sends more', async () => {
-    const r = await browser.evaluate(async (guest) => {
+    const r = await harness.browser().evaluate(async (guest) => {
       const lb = (window as unknown as HarnessWindow).layerbox;
       const store = await lb.openStore('memory:');
       await store.importFiles([{ path: '/tmp' }], { tag: 'base' });
@@ -192,9 +174,9 @@ describe('browser runtime in Chromium', () => {
     }, { tag: 'remote' });
     await store.backend.close();
     await writeFile(join(dir, '.gitignore'), '*\n');
-    server.resetCounters();
+    harness.server().resetCounters();
 
-    const r = await browser.evaluate(
+    const r = await harness.browser().evaluate(
       async ({ url, guest }) => {
         const lb = (window as unknown as HarnessWindow).layerbox;
         const store = await lb.openStore('memory:', { remote: url });
@@ -210,9 +192,9 @@ describe('browser runtime in Chromium', () => {
     expect(r.size).toBe(1 << 20);
     expect(r.sha).toBe(createHash('sha256').update(small).digest('hex'));
     let fetched = 0;
-    for (const f of ['layerbox-store.json', 'refs.json', 'packs.json']) fetched += server.bytesSent(`${HTTP_STORE}/${f}`);
+    for (const f of ['layerbox-store.json', 'refs.json', 'packs.json']) fetched += harness.server().bytesSent(`${HTTP_STORE}/${f}`);
     const packs = JSON.parse(readFileSync(join(dir, 'packs.json'), 'utf8')).packs as string[];
-    for (const p of packs) fetched += server.bytesSent(`${HTTP_STORE}/packs/${p}`);
+    for (const p of packs) fetched += harness.server().bytesSent(`${HTTP_STORE}/packs/${p}`);
     expect(fetched).toBeGreaterThan(1 << 20);
     expect(fetched).toBeLessThan(2 << 20);
   });

@@ -1,14 +1,13 @@
 // The browser build in real Chromium (Debian's /usr/bin/chromium through
 // playwright-core), driven from Node: pages come from a local cross-origin
 // isolated server (test/browser/server.ts) and load dist/browser.js.
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type * as Layerbox from '../runtime/browser/index.js';
-import { type ChromiumSession, HARNESS_PAGE, launchChromium } from './browser/chromium.js';
-import { REPO_ROOT, type TestServer, parseRange, startServer } from './browser/server.js';
+import { HARNESS_PAGE, useChromiumHarness } from './browser/chromium.js';
+import { REPO_ROOT, parseRange } from './browser/server.js';
 
 /** What the harness page puts on `window`. */
 type HarnessWindow = Window & { layerbox: typeof Layerbox; ready?: boolean };
@@ -16,29 +15,12 @@ type HarnessWindow = Window & { layerbox: typeof Layerbox; ready?: boolean };
 /** A committed fixture served to the page for the Range tests. */
 const RANGE_FILE = '/test/wasi/build/files.wasm';
 
-let server: TestServer;
-let browser: ChromiumSession;
 
-beforeAll(async () => {
-  if (!existsSync(join(REPO_ROOT, 'dist/browser.js'))) {
-    const r = spawnSync(process.execPath, ['esbuild.config.mjs'], { cwd: REPO_ROOT, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`building dist failed:\n${r.stderr}${r.stdout}`);
-  }
-  server = await startServer();
-  browser = await launchChromium(server);
-  await browser.openHarness();
-});
-
-afterEach(() => browser?.assertClean());
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const harness = useChromiumHarness();
 
 describe('browser build in Chromium', () => {
   it('is cross-origin isolated: SharedArrayBuffer is there', async () => {
-    const r = await browser.evaluate(() => ({
+    const r = await harness.browser().evaluate(() => ({
       isolated: globalThis.crossOriginIsolated,
       sab: typeof SharedArrayBuffer === 'function' && new SharedArrayBuffer(8).byteLength,
       layerbox: typeof (window as unknown as HarnessWindow).layerbox?.openStore,
@@ -47,7 +29,7 @@ describe('browser build in Chromium', () => {
   });
 
   it('imports a layer, changes a box through box.fs, diffs, commits and sees the commit in a new box', async () => {
-    const r = await browser.evaluate(async () => {
+    const r = await harness.browser().evaluate(async () => {
       const lb = (window as unknown as HarnessWindow).layerbox;
       const enc = new TextEncoder();
       const dec = new TextDecoder();
@@ -110,7 +92,7 @@ describe('browser build in Chromium', () => {
 
   it('has a real IndexedDB that keeps data across a reload and a browser restart', async () => {
     const token = `t-${Date.now()}-${Math.random()}`;
-    const put = await browser.evaluate(async (value: string) => {
+    const put = await harness.browser().evaluate(async (value: string) => {
       const db = await new Promise<IDBDatabase>((ok, ko) => {
         const rq = indexedDB.open('layerbox-test', 1);
         rq.onupgradeneeded = () => rq.result.createObjectStore('kv');
@@ -129,7 +111,7 @@ describe('browser build in Chromium', () => {
     expect(put).toBe('IDBFactory');
 
     const read = async (): Promise<{ value: string; bytes: number[] } | null> =>
-      browser.evaluate(async () => {
+      harness.browser().evaluate(async () => {
         const db = await new Promise<IDBDatabase>((ok, ko) => {
           const rq = indexedDB.open('layerbox-test', 1);
           rq.onupgradeneeded = () => rq.result.createObjectStore('kv');
@@ -145,14 +127,11 @@ describe('browser build in Chromium', () => {
         return v ? { value: v.value, bytes: [...v.bytes] } : null;
       });
 
-    await browser.reload({ waitReady: true });
+    await harness.browser().reload({ waitReady: true });
     expect(await read()).toEqual({ value: token, bytes: [1, 2, 3] });
 
     // The profile is on disk: a new browser on the same directory still has it.
-    const dir = browser.profileDir;
-    await browser.close({ keepProfile: true });
-    browser = await launchChromium(server, { profileDir: dir });
-    await browser.openHarness();
+    await harness.restart();
     expect(await read()).toEqual({ value: token, bytes: [1, 2, 3] });
   });
 
@@ -160,10 +139,10 @@ describe('browser build in Chromium', () => {
     const size = statSync(join(REPO_ROOT, RANGE_FILE)).size;
     expect(size).toBeGreaterThan(4096);
     const whole = readFileSync(join(REPO_ROOT, RANGE_FILE));
-    server.resetCounters();
+    harness.server().resetCounters();
 
     const get = (range: string) =>
-      browser.evaluate(
+      harness.browser().evaluate(
         async ([path, range]: [string, string]) => {
           const res = await fetch(path, { headers: { Range: range }, cache: 'no-store' });
           const body = new Uint8Array(await res.arrayBuffer());
@@ -182,32 +161,32 @@ describe('browser build in Chromium', () => {
 
     const a = await get('bytes=1000-2999');
     expect(a).toEqual({ status: 206, contentRange: `bytes 1000-2999/${size}`, type: 'application/wasm', length: 2000, head: [...whole.subarray(1000, 1004)] });
-    expect(server.bytesSent(RANGE_FILE)).toBe(2000);
+    expect(harness.server().bytesSent(RANGE_FILE)).toBe(2000);
 
     const b = await get(`bytes=${size - 100}-`);
     expect(b).toMatchObject({ status: 206, contentRange: `bytes ${size - 100}-${size - 1}/${size}`, length: 100 });
-    expect(server.bytesSent(RANGE_FILE)).toBe(2100);
+    expect(harness.server().bytesSent(RANGE_FILE)).toBe(2100);
 
     const c = await get('bytes=-8');
     expect(c).toMatchObject({ status: 206, contentRange: `bytes ${size - 8}-${size - 1}/${size}`, length: 8, head: [...whole.subarray(size - 8, size - 4)] });
-    expect(server.bytesSent(RANGE_FILE)).toBe(2108);
+    expect(harness.server().bytesSent(RANGE_FILE)).toBe(2108);
 
     const d = await get(`bytes=${size}-`);
     expect(d).toMatchObject({ status: 416, contentRange: `bytes */${size}`, length: 0 });
     // Should the 416 console message ever arrive after the fetch resolved, it is let through here.
-    await browser.evaluate(() => new Promise((ok) => setTimeout(ok, 20)), undefined, { allow: [/status of 416/] });
-    expect(server.bytesSent(RANGE_FILE)).toBe(2108);
-    expect(server.requests(RANGE_FILE)).toBe(4);
+    await harness.browser().evaluate(() => new Promise((ok) => setTimeout(ok, 20)), undefined, { allow: [/status of 416/] });
+    expect(harness.server().bytesSent(RANGE_FILE)).toBe(2108);
+    expect(harness.server().requests(RANGE_FILE)).toBe(4);
 
-    server.resetCounters(RANGE_FILE);
-    expect(server.bytesSent(RANGE_FILE)).toBe(0);
+    harness.server().resetCounters(RANGE_FILE);
+    expect(harness.server().bytesSent(RANGE_FILE)).toBe(0);
   });
 });
 
 describe('test server (from Node)', () => {
   const raw = (path: string, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>((ok, ko) => {
-      const u = new URL(server.origin);
+      const u = new URL(harness.server().origin);
       const rq = request({ host: u.hostname, port: u.port, path, headers }, (res) => {
         const parts: Buffer[] = [];
         res.on('data', (b: Buffer) => parts.push(b));

@@ -8,11 +8,13 @@
  * and `goto` throw when the page reported any (unless a test lets them through
  * with `allow`), and `assertClean()` is for an `afterEach`.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, type ConsoleMessage, type Page, chromium } from 'playwright-core';
-import type { TestServer } from './server.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { REPO_ROOT, type TestServer, startServer } from './server.js';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 
@@ -183,4 +185,37 @@ export async function launchChromium(server: TestServer, opts: LaunchOptions = {
     },
   };
   return session;
+}
+
+/**
+ * The setup every Chromium test file shares: builds dist/ when its browser
+ * bundles are missing, serves the repo root, launches Chromium on the
+ * harness page, checks each test left no page errors, and cleans up.
+ * Returns getters, valid inside tests.
+ */
+export function useChromiumHarness(): { server: () => TestServer; browser: () => ChromiumSession; restart: () => Promise<void> } {
+  let server: TestServer | undefined;
+  let browser: ChromiumSession | undefined;
+  beforeAll(async () => {
+    if (!existsSync(join(REPO_ROOT, 'dist/browser.js')) || !existsSync(join(REPO_ROOT, 'dist/browser-worker.js'))) {
+      const r = spawnSync(process.execPath, ['esbuild.config.mjs'], { cwd: REPO_ROOT, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`building dist failed:\n${r.stderr}${r.stdout}`);
+    }
+    server = await startServer();
+    browser = await launchChromium(server);
+    await browser.openHarness();
+  });
+  afterEach(() => browser?.assertClean());
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+  /** A new browser on the same profile (what survives a browser restart). */
+  const restart = async () => {
+    const dir = browser!.profileDir;
+    await browser!.close({ keepProfile: true });
+    browser = await launchChromium(server!, { profileDir: dir });
+    await browser.openHarness();
+  };
+  return { server: () => server!, browser: () => browser!, restart };
 }
