@@ -321,10 +321,6 @@ export class Overlay {
 
   // ---- reading ----------------------------------------------------------------
 
-  private nodeOf(f: Found): Leaf | DirNode {
-    return f.leaf ?? f.dir.sources[0]!;
-  }
-
   private statOf(f: Found): Stat {
     if (f.leaf) {
       const l = f.leaf;

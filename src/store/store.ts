@@ -10,7 +10,7 @@ import { squashTable } from '../overlay/squash.js';
 import { addTarBytes, exportTar } from '../archive.js';
 import { utf8 } from '../text.js';
 import type { Backend, BlobProblem, BoxRecord, RefsDoc } from './backend.js';
-import type { GuestIo, Mount, RunResult } from '../run.js';
+import type { RunResult } from '../run.js';
 
 export interface StoreOptions {
   /** Chunk size for new content (default 64 KiB). */
