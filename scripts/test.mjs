@@ -20,6 +20,8 @@ step('typecheck', 'npm', ['run', '--silent', 'typecheck']);
 if (!existsSync('/usr/bin/chromium')) step('chromium', 'bash', [fileURLToPath(new URL('./ensure-chromium.sh', import.meta.url))]);
 // The OCI interop tests drive Debian's skopeo and umoci: install them if this machine lacks them.
 if (!existsSync('/usr/bin/skopeo') || !existsSync('/usr/bin/umoci')) step('oci tools', 'bash', [fileURLToPath(new URL('./ensure-oci-tools.sh', import.meta.url))]);
+// The registry tests run Debian's docker-registry: install it if this machine lacks it.
+if (!existsSync('/usr/bin/docker-registry')) step('registry', 'bash', [fileURLToPath(new URL('./ensure-registry.sh', import.meta.url))]);
 
 const dir = mkdtempSync(join(tmpdir(), 'layerbox-test-'));
 const report = join(dir, 'report.json');

@@ -47,7 +47,7 @@ export async function addTarBytes(b: LayerBuilder, bytes: Uint8Array): Promise<v
     const path = e.path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
     const slash = path.lastIndexOf('/');
     const base = path.slice(slash + 1), dir = slash < 0 ? '' : path.slice(0, slash);
-    const meta = { mode: e.mode, uid: e.uid, gid: e.gid, mtime: BigInt(e.mtime) * 1_000_000_000n };
+    const meta = { mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtimeNs ?? BigInt(e.mtime) * 1_000_000_000n };
     if (path === '' || path === '.') {
       if (e.type === 'dir') b.addDir('/', meta);
       continue;

@@ -35,7 +35,8 @@ declare function clearTimeout(handle: unknown): void;
 interface LayerboxFetchResponse {
   readonly ok: boolean;
   readonly status: number;
+  readonly headers: { get(name: string): string | null };
   arrayBuffer(): Promise<ArrayBuffer>;
   text(): Promise<string>;
 }
-declare function fetch(url: string, init?: { headers?: Record<string, string> }): Promise<LayerboxFetchResponse>;
+declare function fetch(url: string, init?: { method?: string; headers?: Record<string, string>; body?: Uint8Array }): Promise<LayerboxFetchResponse>;

@@ -10,6 +10,12 @@ export interface TarEntry {
   gid: number;
   /** Seconds since the epoch. */
   mtime: number;
+  /**
+   * The exact mtime in nanoseconds since the epoch, when known: read from a
+   * pax `mtime` record; written as one (`mtime=SEC.NANOS`) when it is not a
+   * whole second (or is negative). `mtime` is then its whole seconds.
+   */
+  mtimeNs?: bigint;
   data?: Uint8Array;
   /** Symlink target, or the hard link's first name. */
   linkname?: string;
@@ -34,6 +40,23 @@ function octal(h: Uint8Array, off: number, len: number, what: string): number {
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw new LayerboxError(`bad tar header: ${what} is ${JSON.stringify(s)}`);
   return parseInt(s, 8);
+}
+
+const NS = 1_000_000_000n;
+const floorDiv = (a: bigint, b: bigint): bigint => (a >= 0n ? a / b : -((-a + b - 1n) / b));
+
+/** A pax time (`[-]SEC[.FRACTION]`) in nanoseconds; digits past the ninth are dropped. */
+function parsePaxTime(v: string): bigint {
+  const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(v.trim());
+  if (!m) throw new LayerboxError(`bad tar pax mtime ${JSON.stringify(v)}`);
+  const ns = BigInt(m[2]!) * NS + BigInt((m[3] ?? '').slice(0, 9).padEnd(9, '0'));
+  return m[1] ? -ns : ns;
+}
+
+/** Nanoseconds as a pax time: whole seconds, then nine fraction digits. */
+function paxTime(ns: bigint): string {
+  const neg = ns < 0n, a = neg ? -ns : ns;
+  return `${neg ? '-' : ''}${a / NS}.${(a % NS).toString().padStart(9, '0')}`;
 }
 
 function parsePax(data: Uint8Array): Record<string, string> {
@@ -86,6 +109,7 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
     const prefix = field(h, 345, 155);
     const name = pax.path ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
     const linkname = pax.linkpath ?? longLink ?? field(h, 157, 100);
+    const paxNs = pax.mtime !== undefined ? parsePaxTime(pax.mtime) : null;
     const kind = type === '0' || type === '7' ? 'file' : type === '5' ? 'dir' : type === '2' ? 'symlink' : type === '1' ? 'hardlink' : null;
     if (kind) {
       out.push({
@@ -94,7 +118,7 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
         mode: octal(h, 100, 8, 'mode') & 0o7777,
         uid: octal(h, 108, 8, 'uid'),
         gid: octal(h, 116, 8, 'gid'),
-        mtime: pax.mtime ? Math.floor(Number(pax.mtime)) : octal(h, 136, 12, 'mtime'),
+        ...(paxNs !== null ? { mtime: Number(floorDiv(paxNs, NS)), mtimeNs: paxNs } : { mtime: octal(h, 136, 12, 'mtime') }),
         ...(kind === 'file' ? { data } : {}),
         ...(kind === 'symlink' || kind === 'hardlink' ? { linkname } : {}),
       });
@@ -114,7 +138,7 @@ function header(name: string, type: string, size: number, e: TarEntry, linkname 
   oct(e.uid, 108, 8);
   oct(e.gid, 116, 8);
   oct(size, 124, 12);
-  oct(Math.max(0, Math.floor(e.mtime)), 136, 12);
+  oct(Math.max(0, e.mtimeNs !== undefined ? Number(floorDiv(e.mtimeNs, NS)) : Math.floor(e.mtime)), 136, 12);
   h.fill(32, 148, 156);
   h[156] = type.charCodeAt(0);
   put(linkname, 157, 100);
@@ -125,21 +149,23 @@ function header(name: string, type: string, size: number, e: TarEntry, linkname 
   return h;
 }
 
-/** Writes a tar (ustar, with pax records for names that do not fit). Deterministic: same entries, same bytes. */
+/** Writes a tar (ustar, with pax records for names that do not fit and for sub-second mtimes). Deterministic: same entries, same bytes. */
 export function writeTar(entries: TarEntry[]): Uint8Array {
   const parts: Uint8Array[] = [];
   const pad = (n: number) => new Uint8Array((BLOCK - (n % BLOCK)) % BLOCK);
   for (const e of entries) {
     const name = e.type === 'dir' && !e.path.endsWith('/') ? `${e.path}/` : e.path;
     const link = e.linkname ?? '';
-    if (utf8(name).length > 100 || utf8(link).length > 100) {
+    const exactTime = e.mtimeNs !== undefined && (e.mtimeNs % NS !== 0n || e.mtimeNs < 0n) ? e.mtimeNs : null;
+    if (utf8(name).length > 100 || utf8(link).length > 100 || exactTime !== null) {
       const rec = (k: string, v: string) => {
         const body = ` ${k}=${v}\n`;
         let len = utf8(body).length + 1;
         while (String(len).length + utf8(body).length !== len) len++;
         return `${len}${body}`;
       };
-      const paxBody = utf8(rec('path', name) + (link ? rec('linkpath', link) : ''));
+      const long = utf8(name).length > 100 || utf8(link).length > 100;
+      const paxBody = utf8((long ? rec('path', name) + (link ? rec('linkpath', link) : '') : '') + (exactTime !== null ? rec('mtime', paxTime(exactTime)) : ''));
       parts.push(header('PaxHeader', 'x', paxBody.length, { ...e, mode: 0o644 }), paxBody, pad(paxBody.length));
     }
     const data = e.type === 'file' ? e.data ?? new Uint8Array() : new Uint8Array();

@@ -2,7 +2,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundle, exportOciArchive, importBundle, importOciArchive, openStore, readTar, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundle, exportOciArchive, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, readTar, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -36,6 +36,10 @@ Sharing
                                                   (oci and docker: images only)
   import FILE [--tag NAME[:TAG]]                  open such a file, an OCI layout (directory or tar) or a docker
                                                   save archive (or any tar: a one-layer image, with --tag)
+  push IMAGE HOST[:PORT]/REPO[:TAG]               push an image to an OCI registry (plain http for 127.0.0.1 and
+                                                  localhost, else https); blobs it has are skipped
+  pull HOST[:PORT]/REPO[:TAG] [--tag NAME[:TAG]]  pull an image from an OCI registry, tagged REPO:TAG (or --tag);
+                                                  an image pushed by layerbox keeps its digest
 Store
   gc                                              remove blobs no tag or box uses
   fsck [--json]                                   verify every blob and reference
@@ -255,7 +259,7 @@ async function main(argv: string[]): Promise<void> {
   }
   // The playground needs no store.
   if (cmd === 'playground') return await playgroundCmd(rest);
-  const known = ['image', 'box', 'cp', 'ls', 'cat', 'diff', 'commit', 'gc', 'fsck', 'run', 'export', 'import'];
+  const known = ['image', 'box', 'cp', 'ls', 'cat', 'diff', 'commit', 'gc', 'fsck', 'run', 'export', 'import', 'push', 'pull'];
   if (!known.includes(cmd)) throw new UsageError(`unknown command ${cmd}`);
   const store = await openStore(storeDir);
   try {
@@ -338,8 +342,11 @@ async function main(argv: string[]): Promise<void> {
         const st = await stat(src).catch(() => null);
         if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
         const tag = v.tag as string | undefined;
-        const printImages = (imgs: Array<{ digest: string; tags: string[] }>) => {
-          for (const i of imgs) out(`${i.digest}${i.tags.length ? ' ' + i.tags.join(' ') : ''}`);
+        const printImages = (imgs: Array<{ digest: string; tags: string[]; note?: string }>) => {
+          for (const i of imgs) {
+            if (i.note) process.stderr.write(`note: ${i.note}\n`);
+            out(`${i.digest}${i.tags.length ? ' ' + i.tags.join(' ') : ''}`);
+          }
         };
         if (st.isDirectory()) {
           const imgs = await importOciArchive(store, src, { tag });
@@ -365,6 +372,19 @@ async function main(argv: string[]): Promise<void> {
         const imgs = await importOciArchive(store, src, { tag });
         if (imgs) return printImages(imgs);
         out(await store.importTar(src, { tag }));
+        return;
+      }
+      case 'push': {
+        const { p } = args(rest, {}, [2, 2]);
+        const r = await pushToRegistry(store, p[0]!, p[1]!);
+        out(`pushed ${p[1]} (manifest ${r.manifest}): ${r.uploaded} blob${r.uploaded === 1 ? '' : 's'} uploaded, ${r.skipped} already there`);
+        return;
+      }
+      case 'pull': {
+        const { v, p } = args(rest, { tag: { type: 'string', short: 't' } }, [1, 1]);
+        const r = await pullFromRegistry(store, p[0]!, { tag: v.tag as string | undefined });
+        if (r.note) process.stderr.write(`note: ${r.note}\n`);
+        out(`${r.digest} ${r.tag}`);
         return;
       }
       case 'gc': {

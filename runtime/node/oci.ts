@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { constants, gunzipSync, gzipSync } from 'node:zlib';
-import { type ArchiveReader, type Digest, LayerboxError, type OciFormat, type Store, detectOciArchive, exportOci, importOci, readTar, writeTar } from '../../src/index.js';
+import { type ArchiveReader, type Digest, LayerboxError, type OciFormat, type PullResult, type PushResult, type Store, detectOciArchive, exportOci, importOci, pullImage, pushImage, readTar, writeTar } from '../../src/index.js';
 
 /** Fixed level, no name, no timestamp (zlib writes mtime 0): the same tar always gives the same bytes. */
 export function deterministicGzip(tar: Uint8Array): Uint8Array {
@@ -64,4 +64,14 @@ export async function importOciArchive(store: Store, src: string, opts: { tag?: 
   }
   if (!(await detectOciArchive(read))) return null;
   return importOci(store, read, { tag: opts.tag, gunzip });
+}
+
+/** Pushes an image to a registry (`host[:port]/repo[:tag]`), layers gzipped deterministically. */
+export function pushToRegistry(store: Store, image: string, ref: string, opts: { onProgress?: (msg: string) => void } = {}): Promise<PushResult> {
+  return pushImage(store, image, ref, { gzip: deterministicGzip, ...opts });
+}
+
+/** Pulls an image from a registry and tags it (the reference's `repo:tag`, or `opts.tag`). */
+export function pullFromRegistry(store: Store, ref: string, opts: { tag?: string } = {}): Promise<PullResult> {
+  return pullImage(store, ref, { gunzip, ...opts });
 }

@@ -3,7 +3,9 @@ import { LayerboxError } from '../errno.js';
 import { parseTag } from '../image.js';
 import type { Store } from '../store/store.js';
 import { type TarEntry, writeTar } from '../tar.js';
-import { type Descriptor, MEDIA, OCI_LAYOUT, REF_NAME, imageConfigJson, ociIndexJson, ociManifestJson } from './format.js';
+import { encodeImage } from '../image.js';
+import { fromUtf8 } from '../text.js';
+import { type Descriptor, LAYERBOX_IMAGE, LAYERBOX_LAYER, MEDIA, OCI_LAYOUT, REF_NAME, imageConfigJson, ociIndexJson, ociManifestJson } from './format.js';
 import { layerTarEntries } from './layer.js';
 import { utf8 } from '../text.js';
 
@@ -13,6 +15,12 @@ export interface OciExportOptions {
   format: OciFormat;
   /** Deterministic gzip (fixed level, no timestamp, no name): the host's zlib. Needed for `oci`. */
   gzip?: (tar: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+  /**
+   * `oci` only: annotate each manifest with the layerbox image manifest
+   * (`dev.layerbox.image`) and each layer with its layer table digest
+   * (`dev.layerbox.layer`), so an import can keep the image's digest.
+   */
+  layerboxAnnotations?: boolean;
 }
 
 function safeTag(ref: string): string | null {
@@ -70,7 +78,7 @@ export async function exportOci(store: Store, images: string[], opts: OciExportO
         }
         layers.set(key, l);
       }
-      descs.push(l.blob);
+      descs.push(opts.layerboxAnnotations && opts.format === 'oci' ? { ...l.blob, annotations: { [LAYERBOX_LAYER]: m.layers[i]!.digest } } : l.blob);
       diffIds.push(l.diffId);
       paths.push(l.path);
     }
@@ -78,7 +86,8 @@ export async function exportOci(store: Store, images: string[], opts: OciExportO
     const configDigest = store.digest(config);
     if (opts.format === 'oci') {
       blobs.set(`blobs/sha256/${configDigest.slice(7)}`, config);
-      const manifest = ociManifestJson({ mediaType: MEDIA.config, digest: configDigest, size: config.length }, descs);
+      const annotations = opts.layerboxAnnotations ? { [LAYERBOX_IMAGE]: fromUtf8(encodeImage(m)) } : undefined;
+      const manifest = ociManifestJson({ mediaType: MEDIA.config, digest: configDigest, size: config.length }, descs, annotations);
       const md = store.digest(manifest);
       blobs.set(`blobs/sha256/${md.slice(7)}`, manifest);
       const desc = { mediaType: MEDIA.manifest, digest: md, size: manifest.length };

@@ -18,6 +18,10 @@ export const MEDIA = {
 } as const;
 
 export const REF_NAME = 'org.opencontainers.image.ref.name';
+/** Manifest annotation: the layerbox image manifest (its canonical JSON), so an import can keep the image digest. */
+export const LAYERBOX_IMAGE = 'dev.layerbox.image';
+/** Layer descriptor annotation: the digest of the layerbox layer table the layer was made from. */
+export const LAYERBOX_LAYER = 'dev.layerbox.layer';
 export const ARCHITECTURE = 'wasm';
 export const OS = 'wasip1';
 
@@ -42,8 +46,8 @@ export function imageConfigJson(m: ImageManifest, diffIds: Digest[]): Uint8Array
   return utf8(JSON.stringify(doc));
 }
 
-export function ociManifestJson(config: Descriptor, layers: Descriptor[]): Uint8Array {
-  return utf8(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.manifest, config, layers }));
+export function ociManifestJson(config: Descriptor, layers: Descriptor[], annotations?: Record<string, string>): Uint8Array {
+  return utf8(JSON.stringify({ schemaVersion: 2, mediaType: MEDIA.manifest, config, layers, ...(annotations ? { annotations } : {}) }));
 }
 
 export function ociIndexJson(manifests: Descriptor[]): Uint8Array {

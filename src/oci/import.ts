@@ -1,9 +1,10 @@
 import { addTarBytes } from '../archive.js';
 import { type Digest, isDigest } from '../digest.js';
 import { LayerboxError } from '../errno.js';
-import { type ImageConfig, parseTag } from '../image.js';
+import { type ImageConfig, decodeImage, parseTag } from '../image.js';
+import { utf8 } from '../text.js';
 import type { Store } from '../store/store.js';
-import { MEDIA, REF_NAME, type Descriptor, OS, checkDescriptor, parseJson } from './format.js';
+import { LAYERBOX_IMAGE, LAYERBOX_LAYER, MEDIA, REF_NAME, type Descriptor, OS, checkDescriptor, parseJson } from './format.js';
 
 /** Reads a member of an archive (an OCI layout or a docker save archive) by its relative path; null when missing. */
 export type ArchiveReader = (path: string) => Promise<Uint8Array | null>;
@@ -31,6 +32,8 @@ interface Planned {
   config: ImageConfig;
   history: Array<{ created?: string; createdBy: string; comment: string }>;
   tags: string[];
+  /** The layerbox annotations of an OCI manifest (dev.layerbox.image, dev.layerbox.layer per layer), when present. */
+  layerbox?: { image: string; layers: Array<string | undefined> };
 }
 
 const GZIP = [0x1f, 0x8b], ZSTD = [0x28, 0xb5, 0x2f, 0xfd];
@@ -161,7 +164,10 @@ class Reader {
       const layerDescs = m.layers.map((l: any, i: number) => checkDescriptor(l, `${what}, layer ${i + 1}`));
       for (const [i, l] of layerDescs.entries())
         if (l.mediaType === MEDIA.layerZstd || /zstd/.test(l.mediaType ?? '')) throw new LayerboxError(`${what}, layer ${i + 1}: zstd-compressed layers are not supported`);
-      out.push(await this.plan(configDoc, layerDescs.map((l: Descriptor, i: number) => () => this.blob(l, `${what}, layer ${i + 1}`)), [...new Set(tags)], what));
+      const p = await this.plan(configDoc, layerDescs.map((l: Descriptor, i: number) => () => this.blob(l, `${what}, layer ${i + 1}`)), [...new Set(tags)], what);
+      const image = m.annotations?.[LAYERBOX_IMAGE];
+      if (typeof image === 'string') p.layerbox = { image, layers: layerDescs.map((l: Descriptor) => l.annotations?.[LAYERBOX_LAYER]) };
+      out.push(p);
     }
     return out;
   }
@@ -193,6 +199,34 @@ class Reader {
 }
 
 /**
+ * The image as it was exported, when the import rebuilt exactly its layers:
+ * every layer table just stacked has the digest its `dev.layerbox.layer`
+ * annotation names, and the `dev.layerbox.image` manifest lists those same
+ * layers with this store's chunk size. Its bytes are then stored verbatim, so
+ * the image keeps its digest (its config and history come from it too).
+ * Otherwise a note says why not, and the stacked image stands.
+ */
+async function keepLayerboxImage(store: Store, stacked: Digest, ann: NonNullable<Planned['layerbox']>): Promise<{ digest: Digest } | { note: string }> {
+  const bytes = utf8(ann.image);
+  let m;
+  try {
+    m = decodeImage(bytes, 'the dev.layerbox.image annotation');
+  } catch (e) {
+    return { note: (e as Error).message };
+  }
+  const got = (await store.manifest(stacked)).layers.map((l) => l.digest);
+  if (m.chunkSize !== store.chunkSize) return { note: `the image uses ${m.chunkSize}-byte chunks, this store ${store.chunkSize}` };
+  if (m.layers.length !== got.length || ann.layers.length !== got.length) return { note: `the annotations name ${m.layers.length} layers, the image has ${got.length}` };
+  for (let i = 0; i < got.length; i++) {
+    if (ann.layers[i] !== m.layers[i]!.digest) return { note: `layer ${i + 1}: its dev.layerbox.layer annotation does not match the image manifest` };
+    if (got[i] !== m.layers[i]!.digest) return { note: `layer ${i + 1} rebuilt as ${got[i]}, not ${m.layers[i]!.digest} (its tar cannot say everything, e.g. a renamed directory)` };
+  }
+  const digest = store.digest(bytes);
+  await store.backend.lock(() => store.backend.putBlobs([{ digest, data: bytes }]));
+  return { digest };
+}
+
+/**
  * Imports the images of an OCI image layout or a docker save archive, each
  * layer (gzip or plain tar) as a layerbox layer, stacked into one image that
  * keeps the config (Env, Cmd with Entrypoint first, WorkingDir) and history.
@@ -200,8 +234,11 @@ class Reader {
  * against its diff_id before anything is stored; a bad layer (`..` paths, a
  * bad tar) is refused while stacking, before any tag is written. Tags come
  * from `org.opencontainers.image.ref.name` / `RepoTags`, or `opts.tag`.
+ * An OCI manifest made by layerbox (`layerboxAnnotations`) that rebuilds to
+ * the same layer tables keeps its image digest; when it does not, the result
+ * carries a one-line `note` saying why.
  */
-export async function importOci(store: Store, read: ArchiveReader, opts: OciImportOptions): Promise<Array<{ digest: Digest; tags: string[] }>> {
+export async function importOci(store: Store, read: ArchiveReader, opts: OciImportOptions): Promise<Array<{ digest: Digest; tags: string[]; note?: string }>> {
   const kind = await detectOciArchive(read);
   if (!kind) throw new LayerboxError('not an OCI image layout or a docker save archive');
   const r = new Reader(store, read, opts.gunzip);
@@ -211,7 +248,7 @@ export async function importOci(store: Store, read: ArchiveReader, opts: OciImpo
     plans[0]!.tags = [parseTag(opts.tag)];
   }
   // Stack every image untagged first, then tag them all: a bad layer leaves no tag behind.
-  const done: Array<{ digest: Digest; tags: string[] }> = [];
+  const done: Array<{ digest: Digest; tags: string[]; note?: string }> = [];
   for (const p of plans) {
     let parent: Digest | null = null;
     for (let i = 0; i < p.layers.length; i++) {
@@ -223,7 +260,9 @@ export async function importOci(store: Store, read: ArchiveReader, opts: OciImpo
         throw e;
       }
     }
-    done.push({ digest: parent!, tags: p.tags });
+    const kept = p.layerbox ? await keepLayerboxImage(store, parent!, p.layerbox) : null;
+    if (kept && 'digest' in kept) done.push({ digest: kept.digest, tags: p.tags });
+    else done.push({ digest: parent!, tags: p.tags, ...(kept ? { note: `${p.what}: imported as a new image (digest not kept: ${kept.note})` } : {}) });
   }
   if (done.some((d) => d.tags.length)) {
     await store.backend.lock(async () => {

@@ -10,8 +10,11 @@ export const OPAQUE_MARKER = '.wh..wh..opq';
 /** The OCI prefix of whiteout names. */
 export const WHITEOUT_PREFIX = '.wh.';
 
-function tarMeta(m: Meta): Pick<TarEntry, 'mode' | 'uid' | 'gid' | 'mtime'> {
-  return { mode: m.mode, uid: m.uid, gid: m.gid, mtime: Number(m.mtime / 1_000_000_000n) };
+/** Entry metadata; a sub-second (or negative) mtime is kept exactly (a pax `mtime` record). */
+function tarMeta(m: Meta): Pick<TarEntry, 'mode' | 'uid' | 'gid' | 'mtime' | 'mtimeNs'> {
+  const s = m.mtime / 1_000_000_000n;
+  if (m.mtime % 1_000_000_000n === 0n && m.mtime >= 0n) return { mode: m.mode, uid: m.uid, gid: m.gid, mtime: Number(s) };
+  return { mode: m.mode, uid: m.uid, gid: m.gid, mtime: Number(m.mtime < 0n ? s - 1n : s), mtimeNs: m.mtime };
 }
 
 /** Metadata of the marker entries (whiteouts, opaque markers): fixed, so layer tars stay deterministic. */
@@ -21,7 +24,7 @@ const MARKER = { type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: new 
  * Layer `index` of a stack as the members of an OCI layer tar, in a fixed
  * order: each directory, then its opaque marker, then its whiteouts
  * (`.wh.<name>`), then its other children by name, depth first. Metadata is
- * as stored (mtime in whole seconds). Hard links are tar hard links to the
+ * as stored (mtimes to the nanosecond: pax `mtime` records when not whole seconds). Hard links are tar hard links to the
  * first name written. A directory with a redirect (renamed across layers)
  * cannot be said in OCI terms: it is written as an opaque directory holding
  * its whole merged subtree at this layer. A guest name starting with `.wh.`
