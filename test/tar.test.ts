@@ -235,6 +235,7 @@ const HOSTILE: Array<{ what: string; make: () => Promise<Buffer>; says: RegExp }
   { what: 'a hard link to an absolute path outside the archive', make: () => tarball([{ name: 'a', body: 'a' }, { name: 'evil', type: 'link', linkname: '/etc/shadow' }]), says: /hard link.*evil/ },
   { what: 'a hard link escaping with ../', make: () => tarball([{ name: 'evil', type: 'link', linkname: '../../outside' }]), says: /\.\./ },
   { what: 'a path under a file', make: () => tarball([{ name: 'a', body: 'file' }, { name: 'a/b', body: 'x' }]), says: /not a directory/ },
+  { what: 'a write through a symlink it just made', make: () => tarball([{ name: 'lnk', type: 'symlink', linkname: '/etc' }, { name: 'lnk/passwd', body: 'root::0:0' }]), says: /lnk.*not a directory/ },
   {
     what: 'a truncated gzip',
     make: async () => {
