@@ -1,5 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 
 /** The image every scenario starts from: a small project tree. */
 export async function makeTree(root: string): Promise<void> {
@@ -14,3 +16,16 @@ export async function makeTree(root: string): Promise<void> {
   await writeFile(join(root, 'cache/y.bin'), 'yy');
 }
 
+
+/** The built CLI, as a user runs it. */
+export const CLI = resolve('dist/cli.js');
+
+/** Runs the built CLI on a store; never throws, returns its status and output. */
+export async function lb(store: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await promisify(execFile)(process.execPath, [CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '' }, maxBuffer: 64 << 20 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e: any) {
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { lb } from './fixtures.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LayerboxError, type NodeStore, Overlay, type TarEntry, exportOciArchive, importOciArchive, openStore, readTar, treeEntries, writeTar } from '../runtime/node/index.js';
 
@@ -20,15 +21,6 @@ const fresh = (name: string) => join(tmp, `${name}-${n++}`);
 for (const tool of ['skopeo', 'umoci'])
   if (!existsSync(`/usr/bin/${tool}`)) throw new Error(`/usr/bin/${tool} is missing: run scripts/ensure-oci-tools.sh`);
 
-/** Runs the built CLI; never throws. */
-async function lb(store: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e: any) {
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 async function tool(cmd: string, ...argv: string[]): Promise<string> {
   try {

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { lb } from './fixtures.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type NodeStore, Overlay, openStore, pullFromRegistry, pushToRegistry, readTar, treeEntries, writeTar } from '../runtime/node/index.js';
 
@@ -80,14 +81,6 @@ async function buildImage(store: NodeStore): Promise<void> {
   await store.removeBox('work');
 }
 
-async function lb(store: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e: any) {
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'layerbox-registry-'));

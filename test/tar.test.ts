@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import tar from 'tar-stream';
+import { lb } from './fixtures.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LayerboxError, type NodeStore, openStore } from '../runtime/node/index.js';
 
@@ -36,15 +37,6 @@ async function tarFile(data: Buffer, ext = '.tar'): Promise<string> {
   return f;
 }
 
-/** Runs the built CLI; never throws, returns status and output. */
-async function lb(store: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e: any) {
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 const MTIME = new Date('2021-03-04T05:06:07Z');
 const secs = (d: Date) => BigInt(d.getTime() / 1000) * 1_000_000_000n;
