@@ -40,7 +40,7 @@ export class Box {
     const manifest = await store.manifest(record.image);
     const lowers = await store.mountImage(manifest);
     const upper = record.upper ? mountUpper(decodeLayer(await store.backend.getBlob(record.upper), `upper ${record.upper}`, 'upper')) : emptyUpper();
-    return new Box(store, name, record, manifest, lowers, new Overlay(lowers, upper, store.overlayOptions()));
+    return new Box(store, name, record, manifest, lowers, new Overlay(lowers, upper, { ...store.overlayOptions(), limits: record.limits }));
   }
 
   /** A box over an image whose changes live only in memory (`run --image`). */
@@ -118,6 +118,8 @@ export class Box {
   snapshot(): { upper: Digest | null; blobs: Array<{ digest: Digest; data: Uint8Array }> } {
     const upper = this.overlay.upper;
     const chunks = collectDirtyChunks(upper, (b) => this.store.digest(b));
+    // Written chunks are digests now; one equal to the image's chunk costs nothing again.
+    if (chunks.size) this.overlay.recount();
     const blobs = [...chunks].map(([digest, data]) => ({ digest, data }));
     if (!upper.root) return { upper: null, blobs };
     const bytes = encodeLayer(upperToTable(upper, 'upper', this.store.chunkSize, this.lowers.at(-1)!.root));
@@ -191,8 +193,13 @@ export class Box {
     this.lowers = [...this.lowers, layer];
     this.manifest = img.manifest;
     this.record = { ...this.record, image: img.digest, upper: null };
-    this.overlay = new Overlay(this.lowers, emptyUpper(), this.store.overlayOptions());
+    this.overlay = this.emptyOverlay();
     return img.digest;
+  }
+
+  /** A fresh overlay over the current lowers, with the box's limits. */
+  private emptyOverlay(): Overlay {
+    return new Overlay(this.lowers, emptyUpper(), { ...this.store.overlayOptions(), limits: this.record.limits });
   }
 
   /** Bytes of chunks the layer holds that the image did not have at the same paths. */
@@ -217,12 +224,12 @@ export class Box {
   /** Drops every change: the box sees its image again. */
   async reset(): Promise<void> {
     if (this.name === null) {
-      this.overlay = new Overlay(this.lowers, emptyUpper(), this.store.overlayOptions());
+      this.overlay = this.emptyOverlay();
       return;
     }
     await this.store.resetBox(this.name);
     this.record = { ...this.record, upper: null };
-    this.overlay = new Overlay(this.lowers, emptyUpper(), this.store.overlayOptions());
+    this.overlay = this.emptyOverlay();
   }
 
   /** Flushes, then copies this box under a new name (O(1)). */

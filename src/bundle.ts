@@ -105,7 +105,7 @@ export async function importBundle(store: Store, bytes: Uint8Array): Promise<Bun
     }
     for (const d of needed) if (!store.backend.hasBlob(d)) throw new LayerboxError(`bundle is missing blob ${d}`);
     for (const i of index.images) for (const t of i.tags) refs.tags[parseTag(t)] = i.digest;
-    for (const b of index.boxes) refs.boxes[b.name] = { image: b.record.image, upper: b.record.upper, created: store.nowIso() };
+    for (const b of index.boxes) refs.boxes[b.name] = { image: b.record.image, upper: b.record.upper, created: store.nowIso(), ...(b.record.limits ? { limits: b.record.limits } : {}) };
     await store.backend.writeRefs(refs);
   });
   return index;

@@ -7,7 +7,7 @@ export { type Digest, type Hasher, defaultHasher, digestOf, isDigest, shortDiges
 export { DEFAULT_CHUNK_SIZE, type LayerEntry, type LayerTable, decodeLayer, encodeLayer } from './layer.js';
 export { type ImageConfig, type ImageManifest, type HistoryEntry, parseTag } from './image.js';
 export { LayerBuilder, type EntryMeta } from './builder.js';
-export { Overlay, FileHandle, type Stat, type DirEntry, type FileType, type OpenOptions, type OverlayOptions } from './overlay/overlay.js';
+export { Overlay, FileHandle, type Stat, type DirEntry, type FileType, type OpenOptions, type OverlayOptions, type BoxLimits, type UpperUsage } from './overlay/overlay.js';
 export { type Change } from './overlay/diff.js';
 export { Box, type RunOptions } from './box.js';
 export { Store, type StoreOptions, type ImageInfo, type HistoryRow, type BoxInfo, type ImportOptions, type FsckReport } from './store/store.js';

@@ -17,7 +17,9 @@ Images
   image squash IMAGE --tag NAME[:TAG]             flatten an image into one layer
   image rm IMAGE                                  remove a tag (or every tag of a digest)
 Boxes
-  box create BOX --image IMAGE                    a new box over an image
+  box create BOX --image IMAGE [--max-upper-bytes N] [--max-files N]
+                                                  a new box over an image; the limits cap what its upper may hold
+                                                  (changed bytes: ENOSPC; added entries: EDQUOT for the guest)
   box ls [--json] | box rm BOX | box reset BOX | box fork BOX NEW
   cp SRC DEST                                     copy between host and box (BOX:/path)
   ls BOX:/path [--json]                           list a directory of a box
@@ -156,9 +158,17 @@ async function imageCmd(store: NodeStore, sub: string | undefined, argv: string[
 async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[]): Promise<void> {
   switch (sub) {
     case 'create': {
-      const { v, p } = args(argv, { image: { type: 'string', short: 'i' } }, [1, 1]);
+      const { v, p } = args(argv, { image: { type: 'string', short: 'i' }, 'max-upper-bytes': { type: 'string' }, 'max-files': { type: 'string' } }, [1, 1]);
       if (!v.image) throw new UsageError('box create needs --image IMAGE');
-      await store.createBox(p[0]!, { image: v.image as string });
+      const limit = (flag: string): number | undefined => {
+        const s = v[flag] as string | undefined;
+        if (s === undefined) return undefined;
+        if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new UsageError(`--${flag} takes a non-negative integer, got ${s}`);
+        return Number(s);
+      };
+      const maxUpperBytes = limit('max-upper-bytes'), maxFiles = limit('max-files');
+      const limits = { ...(maxUpperBytes !== undefined ? { maxUpperBytes } : {}), ...(maxFiles !== undefined ? { maxFiles } : {}) };
+      await store.createBox(p[0]!, { image: v.image as string, limits: Object.keys(limits).length ? limits : undefined });
       out(p[0]!);
       return;
     }

@@ -3,7 +3,7 @@ import { fsError } from '../errno.js';
 import { NAME_MAX, PATH_MAX, checkName, joinPath, parentOf } from '../path.js';
 import { FileContent } from './content.js';
 import { utf8, utf8Length } from '../text.js';
-import { type DirNode, type FileNode, type Leaf, type Meta, type Node, type SymlinkNode, UPPER, UPPER_INO_BASE, WHITEOUT, newDir } from './nodes.js';
+import { type Chunk, type DirNode, type FileNode, type Leaf, type Meta, type Node, type SymlinkNode, UPPER, UPPER_INO_BASE, WHITEOUT, newDir } from './nodes.js';
 import { type LowerLayer, type UpperState, emptyUpper } from './tree.js';
 
 /** What the engine needs from its host: chunk reads (synchronous) and a clock. */
@@ -12,6 +12,28 @@ export interface OverlayOptions {
   readChunk: (digest: Digest) => Uint8Array;
   /** Nanoseconds since the epoch. */
   clock: () => bigint;
+  /** Quotas on what the upper may hold (a box's `limits`); none when absent. */
+  limits?: BoxLimits;
+}
+
+/**
+ * Per-box quotas, enforced by the overlay before any change.
+ * `maxUpperBytes`: bytes of file content in the upper that differ from the
+ * image, counted by chunk (a chunk still equal to the image's chunk at the same
+ * index costs nothing; any other chunk, holes included, costs its length).
+ * `maxFiles`: entries the upper adds (files, directories, symlinks and extra
+ * hard links it created; copy-ups and renames add none).
+ * Over `maxUpperBytes` a change fails with ENOSPC, over `maxFiles` with EDQUOT.
+ */
+export interface BoxLimits {
+  maxUpperBytes?: number;
+  maxFiles?: number;
+}
+
+/** What the upper holds, as counted against BoxLimits. */
+export interface UpperUsage {
+  upperBytes: number;
+  files: number;
 }
 
 export type FileType = 'file' | 'dir' | 'symlink';
@@ -85,6 +107,10 @@ export class Overlay {
   private nlinkCache = new WeakMap<DirNode, { version: number; nlink: number }>();
   /** Bumped on every change of names (see GuestFs.version). */
   version = 0;
+  /** Counters checked against `opts.limits`, kept up to date by every change (recount() rebuilds them). */
+  private used: UpperUsage = { upperBytes: 0, files: 0 };
+  /** Lower leaves by inode, built on first need: the image version of a copied-up leaf. */
+  private lowerIndex: Map<number, Leaf> | null = null;
 
   constructor(readonly lowers: readonly LowerLayer[], upper: UpperState = emptyUpper(), readonly opts: OverlayOptions) {
     this.upper = upper;
@@ -95,6 +121,128 @@ export class Overlay {
       const t = opts.clock();
       upper.root = newDir(UPPER, upper.nextIno++, { mode: 0o755, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, null, '');
     }
+    this.recount();
+  }
+
+  // ---- quotas -------------------------------------------------------------------
+
+  /** What the upper holds now, as counted against the limits. */
+  get usage(): UpperUsage {
+    return { ...this.used };
+  }
+
+  get limits(): BoxLimits {
+    return this.opts.limits ?? {};
+  }
+
+  /**
+   * Rebuilds the usage counters from the upper tree: O(upper). Run on mount
+   * and after a flush (which turns written chunks into digests that may equal
+   * the image's again).
+   */
+  recount(): void {
+    let upperBytes = 0, files = 0;
+    const seen = new Set<Leaf>();
+    const walk = (d: DirNode): void => {
+      for (const n of d.children.values()) {
+        if (n.kind === 'whiteout') continue;
+        if (n.kind === 'dir') {
+          if (n.ino >= UPPER_INO_BASE) files++;
+          walk(n);
+        } else if (!seen.has(n)) {
+          seen.add(n);
+          files += this.leafFiles(n, n.nlink);
+          if (n.kind === 'file' && n.nlink > 0) upperBytes += this.fileBytes(n);
+        }
+      }
+    };
+    if (this.upper.root) walk(this.upper.root);
+    this.used = { upperBytes, files };
+  }
+
+  /** The image's version of a leaf (itself for a lower leaf, null for one the upper created). */
+  private baseOf(l: Leaf): Leaf | null {
+    if (l.layer !== UPPER) return l;
+    if (l.ino >= UPPER_INO_BASE) return null;
+    if (!this.lowerIndex) {
+      const index = new Map<number, Leaf>();
+      const walk = (d: DirNode): void => {
+        for (const n of d.children.values()) {
+          if (n.kind === 'dir') walk(n);
+          else if (n.kind !== 'whiteout') index.set(n.ino, n);
+        }
+      };
+      for (const l of this.lowers) walk(l.root);
+      this.lowerIndex = index;
+    }
+    return this.lowerIndex.get(l.ino) ?? null;
+  }
+
+  /** Entries a leaf with `nlink` names adds over the image: its names, less the image's own for a copied-up leaf. */
+  private leafFiles(l: Leaf, nlink: number): number {
+    if (l.layer === UPPER && l.ino >= UPPER_INO_BASE) return Math.max(0, nlink);
+    return Math.max(0, nlink - (this.baseOf(l)?.nlink ?? 0));
+  }
+
+  private covered(size: number, k: number): number {
+    return Math.max(0, Math.min(this.content.chunkSize, size - k * this.content.chunkSize));
+  }
+
+  /** Cost of chunk k holding `c` in a file of `size` bytes: nothing while it is the image's chunk k. */
+  private chunkCost(c: Chunk | undefined | 'own', k: number, size: number, base: FileNode | null): number {
+    const len = this.covered(size, k);
+    if (c === 'own' || c instanceof Uint8Array || !base) return len;
+    return (base.chunks[k] ?? null) === (c ?? null) && this.covered(base.size, k) === len ? 0 : len;
+  }
+
+  private fileBase(f: FileNode): FileNode | null {
+    const b = this.baseOf(f);
+    return b?.kind === 'file' ? b : null;
+  }
+
+  private fileBytes(f: FileNode): number {
+    const base = this.fileBase(f);
+    let total = 0;
+    for (let k = 0, n = Math.ceil(f.size / this.content.chunkSize); k < n; k++) total += this.chunkCost(f.chunks[k], k, f.size, base);
+    return total;
+  }
+
+  /**
+   * The change in upper bytes if `leaf` goes to `newSize` with bytes
+   * [wFrom, wTo) written, mirroring FileContent (written and resized chunks
+   * become owned bytes, new chunks holes). Looks only at the chunks the change
+   * touches. Throws ENOSPC, changing nothing, when it would pass the limit.
+   */
+  private reserveBytes(leaf: Leaf, newSize: number, wFrom: number, wTo: number): number {
+    if (leaf.kind !== 'file' || (leaf.layer === UPPER && leaf.nlink <= 0)) return 0;
+    const cs = this.content.chunkSize, old = leaf.size, base = this.fileBase(leaf);
+    const oldN = Math.ceil(old / cs), newN = Math.ceil(newSize / cs);
+    let lo = Infinity, hi = -1;
+    const wf = Math.floor(wFrom / cs), wl = Math.floor((wTo - 1) / cs);
+    if (wTo > wFrom) [lo, hi] = [wf, wl];
+    if (newSize > old) [lo, hi] = [Math.min(lo, old % cs ? oldN - 1 : oldN), Math.max(hi, newN - 1)];
+    else if (newSize < old) [lo, hi] = [Math.min(lo, newSize % cs ? newN - 1 : newN), Math.max(hi, oldN - 1)];
+    let delta = 0;
+    for (let k = lo; k <= hi; k++) {
+      const before = k < oldN ? this.chunkCost(leaf.chunks[k], k, old, base) : 0;
+      let after = 0;
+      if (k >= newN) after = 0;
+      else if (wTo > wFrom && k >= wf && k <= wl) after = this.covered(newSize, k);
+      else if (k < oldN) {
+        const c = leaf.chunks[k] ?? null;
+        after = this.chunkCost(c !== null && this.covered(old, k) !== this.covered(newSize, k) ? 'own' : c, k, newSize, base);
+      } else after = this.chunkCost(null, k, newSize, base);
+      delta += after - before;
+    }
+    const max = this.limits.maxUpperBytes;
+    if (delta > 0 && max !== undefined && this.used.upperBytes + delta > max) throw fsError('NOSPC', `box quota: ${this.used.upperBytes + delta} bytes in the upper would pass the limit of ${max}`);
+    return delta;
+  }
+
+  /** Throws EDQUOT, changing nothing, when `n` more entries would pass the limit. */
+  private reserveFiles(n: number): void {
+    const max = this.limits.maxFiles;
+    if (max !== undefined && this.used.files + n > max) throw fsError('DQUOT', `box quota: ${this.used.files + n} entries in the upper would pass the limit of ${max}`);
   }
 
   private indexCopies(dir: DirNode): void {
@@ -395,9 +543,11 @@ export class Overlay {
     if (!r.found) {
       if (!o.create) throw fsError('NOENT', `no such file or directory: /${r.path}`);
       if (!r.parent) throw fsError('ISDIR', 'is a directory: /');
+      this.reserveFiles(1);
       const t = this.now();
       const node: FileNode = { kind: 'file', ino: this.upper.nextIno++, meta: { mode: (o.mode ?? 0o644) & 0o7777, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, layer: UPPER, size: 0, chunks: [], nlink: 1, paths: [] };
       this.place(r.parent, r.name, node);
+      this.used.files++;
       leaf = node;
     } else if (r.found.dir) {
       throw fsError('ISDIR', `is a directory: /${r.path}`);
@@ -430,15 +580,19 @@ export class Overlay {
 
   /** @internal used by FileHandle */
   writeLeaf(leaf: Leaf, offset: number, data: Uint8Array): void {
+    const delta = data.length && leaf.kind === 'file' ? this.reserveBytes(leaf, Math.max(leaf.size, offset + data.length), offset, offset + data.length) : 0;
     const f = this.writableFile(leaf);
     this.content.write(f, offset, data);
+    this.used.upperBytes += delta;
     f.meta.mtime = f.meta.ctime = this.now();
   }
 
   /** @internal used by FileHandle */
   truncateLeaf(leaf: Leaf, size: number): void {
+    const delta = this.reserveBytes(leaf, size, 0, 0);
     const f = this.writableFile(leaf);
     this.content.setSize(f, size);
+    this.used.upperBytes += delta;
     f.meta.mtime = f.meta.ctime = this.now();
   }
 
@@ -478,7 +632,9 @@ export class Overlay {
     const bad = checkName(name);
     if (bad) throw fsError(name.length > NAME_MAX ? 'NAMETOOLONG' : 'INVAL', `${bad}: ${name}`);
     const p = this.upperDir(parent);
-    this.forget(p.children.get(name));
+    const old = p.children.get(name);
+    if (old?.kind === 'dir' && old !== node && old.ino >= UPPER_INO_BASE) this.used.files--;
+    this.forget(old);
     p.children.set(name, node);
     if (node.kind === 'dir') {
       node.parent = p;
@@ -493,6 +649,7 @@ export class Overlay {
     const old = p.children.get(name);
     if (this.lowerHas(parent, name)) p.children.set(name, WHITEOUT);
     else p.children.delete(name);
+    if (old?.kind === 'dir' && old.ino >= UPPER_INO_BASE) this.used.files--;
     if (old?.kind === 'dir' && old.parent === p) this.forget(old);
     this.touchDir(parent);
   }
@@ -508,7 +665,11 @@ export class Overlay {
   private dropName(leaf: Leaf): void {
     const u = leaf.layer === UPPER ? leaf : leaf.nlink > 1 ? this.copyUp(leaf) : null;
     if (!u) return;
+    const before = this.leafFiles(u, u.nlink);
     u.nlink--;
+    this.used.files += this.leafFiles(u, u.nlink) - before;
+    // The last name gone: its content leaves the upper with it.
+    if (u.nlink === 0 && u.kind === 'file') this.used.upperBytes -= this.fileBytes(u);
     u.meta.ctime = this.now();
     if (u.nlink <= 0 && u.ino < UPPER_INO_BASE && this.copies.get(u.ino) === u) this.copies.delete(u.ino);
   }
@@ -516,12 +677,14 @@ export class Overlay {
   mkdir(path: string, mode = 0o755): void {
     const r = this.resolve(path, false);
     if (r.found || !r.parent) throw fsError('EXIST', `file exists: /${r.path}`);
+    this.reserveFiles(1);
     const t = this.now();
     const upperParent = this.upperDir(r.parent);
     const d = newDir(UPPER, this.upper.nextIno++, { mode: mode & 0o7777, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, upperParent, r.name);
     // Over a whiteout of our own, the new directory must hide the lower one.
     d.opaque = upperParent.children.get(r.name)?.kind === 'whiteout';
     this.place(r.parent, r.name, d);
+    this.used.files++;
   }
 
   rmdir(path: string): void {
@@ -544,8 +707,10 @@ export class Overlay {
     if (target.length > PATH_MAX) throw fsError('NAMETOOLONG', 'symlink target too long');
     const r = this.resolve(path, false);
     if (r.found || !r.parent) throw fsError('EXIST', `file exists: /${r.path}`);
+    this.reserveFiles(1);
     const t = this.now();
     this.place(r.parent, r.name, { kind: 'symlink', ino: this.upper.nextIno++, meta: { mode: 0o777, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, layer: UPPER, target, nlink: 1, paths: [] });
+    this.used.files++;
   }
 
   link(from: string, to: string, followFrom = false): void {
@@ -553,9 +718,14 @@ export class Overlay {
     if (src.found.dir) throw fsError('PERM', `cannot hard-link a directory: /${src.path}`);
     const dst = this.resolve(to, false);
     if (dst.found || !dst.parent) throw fsError('EXIST', `file exists: /${dst.path}`);
+    const bad = checkName(dst.name);
+    if (bad) throw fsError(dst.name.length > NAME_MAX ? 'NAMETOOLONG' : 'INVAL', `${bad}: ${dst.name}`);
+    this.reserveFiles(1);
     const u = this.copyUp(src.found.leaf);
     this.place(dst.parent, dst.name, u);
+    const before = this.leafFiles(u, u.nlink);
     u.nlink++;
+    this.used.files += this.leafFiles(u, u.nlink) - before;
     u.meta.ctime = this.now();
   }
 

@@ -1,10 +1,13 @@
 import type { Digest } from '../digest.js';
+import type { BoxLimits } from '../overlay/overlay.js';
 
 /** Where a box stands: its image and the persisted snapshot of its upper layer (null: empty). */
 export interface BoxRecord {
   image: Digest;
   upper: Digest | null;
   created: string;
+  /** Quotas on the box's upper (kept by fork, reset and commit). */
+  limits?: BoxLimits;
 }
 
 /** The mutable part of a store: tags and boxes, written as one document so a commit flips both at once. */

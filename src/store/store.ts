@@ -4,7 +4,7 @@ import { type Digest, type Hasher, defaultHasher, digestOf, isDigest, shortDiges
 import { LayerboxError } from '../errno.js';
 import { type ImageConfig, type ImageManifest, type LayerRef, checkBoxName, decodeImage, encodeImage, parseTag } from '../image.js';
 import { DEFAULT_CHUNK_SIZE, type LayerTable, chunksOf, decodeLayer, encodeLayer } from '../layer.js';
-import { Overlay } from '../overlay/overlay.js';
+import { type BoxLimits, Overlay } from '../overlay/overlay.js';
 import { type LowerLayer, mountLower } from '../overlay/tree.js';
 import { squashTable } from '../overlay/squash.js';
 import { addTarBytes, exportTar } from '../archive.js';
@@ -292,12 +292,13 @@ export class Store {
 
   // ---- boxes ------------------------------------------------------------------
 
-  async createBox(name: string, opts: { image: string }): Promise<Box> {
+  async createBox(name: string, opts: { image: string; limits?: BoxLimits }): Promise<Box> {
     checkBoxName(name);
+    const limits = checkLimits(opts.limits);
     await this.backend.lock(async () => {
       const refs = await this.backend.readRefs();
       if (refs.boxes[name]) throw new LayerboxError(`box ${name} already exists`);
-      refs.boxes[name] = { image: await this.resolveImage(opts.image, refs), upper: null, created: this.nowIso() };
+      refs.boxes[name] = { image: await this.resolveImage(opts.image, refs), upper: null, created: this.nowIso(), ...(limits ? { limits } : {}) };
       await this.backend.writeRefs(refs);
     });
     return this.openBox(name);
@@ -454,4 +455,17 @@ export class Store {
     for (const p of more) if (!seen.has(p.digest)) problems.push(p);
     return { blobs: (await this.backend.stats()).blobs, problems };
   }
+}
+
+/** Validates box limits: each given one a non-negative safe integer; undefined when none is set. */
+export function checkLimits(limits: BoxLimits | undefined): BoxLimits | undefined {
+  if (!limits) return undefined;
+  const out: BoxLimits = {};
+  for (const key of ['maxUpperBytes', 'maxFiles'] as const) {
+    const v = limits[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new LayerboxError(`box limit ${key} must be a non-negative integer, got ${String(v)}`);
+    out[key] = v;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
