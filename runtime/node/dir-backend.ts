@@ -150,13 +150,20 @@ export class DirBackend implements Backend {
   private async acquireLockFile(): Promise<string> {
     const file = this.p('lock'), token = `${process.pid}\n`, deadline = Date.now() + LOCK_TIMEOUT_MS;
     for (;;) {
-      try { fs.writeFileSync(file, token, { flag: 'wx' }); return token; } catch (e) { if (errCode(e) !== 'EEXIST') throw e; }
+      // The lock appears with its pid already in it (a hard link of a written temp file), so a
+      // holder killed at any instant never leaves an empty lock that nobody could judge stale.
+      const mine = this.tmpName();
+      fs.writeFileSync(mine, token);
+      try { fs.linkSync(mine, file); return token; } catch (e) { if (errCode(e) !== 'EEXIST') throw e; } finally { fs.rmSync(mine, { force: true }); }
       let held: string;
       try { held = fs.readFileSync(file, 'utf8'); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
       const pid = Number.parseInt(held, 10);
-      if (Number.isInteger(pid) && pid > 0 && !pidAlive(pid)) {
+      // A lock without a pid is not one of ours (ours are written whole); once it is a few seconds old, take it over.
+      const unreadable = !(Number.isInteger(pid) && pid > 0) && Date.now() - (fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 2000;
+      if (unreadable || (Number.isInteger(pid) && pid > 0 && !pidAlive(pid))) {
         // Stale: its holder died. Move it aside atomically so only one taker wins, then retry.
-        const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+        // Aside in tmp/ under our pid: if we die before removing it, the next cleanTmp does.
+        const aside = this.tmpName();
         try { fs.renameSync(file, aside); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
         // If a live holder replaced the stale file between our read and rename, put its lock back.
         if (fs.readFileSync(aside, 'utf8') !== held) try { fs.linkSync(aside, file); } catch { /* someone holds it again */ }
@@ -328,6 +335,8 @@ export class DirBackend implements Backend {
       // Live blobs are copied as stored bytes, unverified: a corrupt one stays corrupt (and reported by verify)
       // rather than blocking every gc. The new pack is durable before the old ones go.
       const fresh = live.length ? (await this.writePack((function* (self) { for (const l of live) yield { digest: l.digest, data: self.readRaw(l) }; })(this))).name : null;
+      // List the new pack before the old ones go: an HTTP reader of packs.json never misses a live blob.
+      if (fresh) this.publishPackList();
       for (const [name] of rewrite) {
         if (name === fresh) continue;
         this.forget(name);
