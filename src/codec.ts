@@ -124,7 +124,8 @@ export function writeHeader(w: Writer, magic: string, version: number): void {
 
 /** Checks the magic and version; unknown versions are refused. */
 export function readHeader(r: Reader, magic: string, versions: readonly number[]): number {
-  const m = dec.decode(r.bytes(8)).replace(/\0+$/, '');
+  // Byte by byte: a magic of arbitrary bytes is refused below, never a decoding crash.
+  const m = String.fromCharCode(...r.bytes(8)).replace(/\0+$/, '');
   if (m !== magic) r.fail(`not a ${magic} (magic ${JSON.stringify(m)})`);
   const v = r.u32();
   if (!versions.includes(v)) r.fail(`unsupported ${magic} version ${v} (this layerbox reads ${versions.join(', ')})`);

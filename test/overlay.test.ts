@@ -179,3 +179,10 @@ describe('layer format', () => {
     expect(Errno.NOENT).toBe(44);
   });
 });
+
+describe('regressions found by fuzzing', () => {
+  it('a table whose magic is not valid UTF-8 is refused with a clear error', () => {
+    const bytes = Uint8Array.from([0, 128, 66, 88, 76, 65, 89, 69, 82, 1, 0, 0, 0]);
+    expect(() => decodeLayer(bytes, 'layer x')).toThrow(/layer x: not a LBXLAYER/);
+  });
+});

@@ -1,0 +1,118 @@
+// Fuzzing of the three parsers hostile input reaches: the layer-table reader,
+// the tar/OCI-layer importer and the guest path resolver. Each property must
+// either succeed or fail with layerbox's own error (LayerboxError/FsError),
+// never crash or hang. `npm test` runs them briefly; `npm run fuzz` runs each
+// for FUZZ_SECONDS (default 600).
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { FsError, LayerboxError, LayerBuilder, addTarBytes, decodeLayer, encodeLayer, memoryStore, readTar, writeTar, type LayerTable, type TarEntry } from '../../src/index.js';
+import { digestOf } from '../../src/digest.js';
+
+const SECONDS = Number(process.env.FUZZ_SECONDS ?? 3);
+const budget = { interruptAfterTimeLimit: SECONDS * 1000, numRuns: Number.MAX_SAFE_INTEGER, markInterruptAsFailure: false };
+
+const ours = (e: unknown) => e instanceof LayerboxError || e instanceof FsError;
+function expectOwnError(f: () => unknown): void {
+  try {
+    f();
+  } catch (e) {
+    if (!ours(e)) throw e;
+  }
+}
+async function expectOwnErrorAsync(f: () => Promise<unknown>): Promise<void> {
+  try {
+    await f();
+  } catch (e) {
+    if (!ours(e)) throw e;
+  }
+}
+
+/** A valid layer table to mutate. */
+function sampleTable(): Uint8Array {
+  const t: LayerTable = {
+    kind: 'layer',
+    chunkSize: 8,
+    entries: [
+      { path: '', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1n },
+      { path: 'a', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 2n, opaque: true },
+      { path: 'a/f', type: 'file', mode: 0o644, uid: 1, gid: 2, mtime: 3n, size: 9, chunks: [digestOf(new Uint8Array(8)), null] },
+      { path: 'a/l', type: 'hardlink', mode: 0o644, uid: 1, gid: 2, mtime: 3n, target: 'a/f' },
+      { path: 'b', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 4n, redirect: 'z' },
+      { path: 's', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 5n, target: '../x' },
+      { path: 'w', type: 'whiteout', mode: 0, uid: 0, gid: 0, mtime: 0n },
+    ],
+  };
+  return encodeLayer(t);
+}
+
+const mutate = (base: Uint8Array) =>
+  fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }), op: fc.constantFrom('set', 'cut', 'insert') }), { minLength: 1, maxLength: 8 }).map((ms) => {
+    let b = Array.from(base);
+    for (const m of ms) {
+      const i = m.at % (b.length + 1);
+      if (m.op === 'set' && b.length) b[i % b.length] = m.byte;
+      else if (m.op === 'cut') b = b.slice(0, i);
+      else b.splice(i, 0, m.byte);
+    }
+    return new Uint8Array(b);
+  });
+
+describe('fuzz', () => {
+  it('layer-table reader: random and mutated tables decode or fail with a clear error', () => {
+    const base = sampleTable();
+    fc.assert(fc.property(fc.oneof(mutate(base), fc.uint8Array({ maxLength: 300 })), (bytes) => expectOwnError(() => decodeLayer(bytes, 'fuzz'))), budget);
+  });
+
+  it('tar importer: mutated archives import or fail with a clear error', async () => {
+    const entries: TarEntry[] = [
+      { path: 'dir', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1 },
+      { path: 'dir/file', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, data: new TextEncoder().encode('hello world') },
+      { path: 'dir/.wh.gone', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, data: new Uint8Array() },
+      { path: 'dir/link', type: 'hardlink', mode: 0o644, uid: 0, gid: 0, mtime: 1, linkname: 'dir/file' },
+      { path: 'sym', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 1, linkname: '/etc/passwd' },
+      { path: 'x'.repeat(120) + '/long', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, data: new Uint8Array(600) },
+    ];
+    const base = writeTar(entries);
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(mutate(base), fc.uint8Array({ maxLength: 2048 })), async (bytes) => {
+        await expectOwnErrorAsync(async () => {
+          readTar(bytes);
+          const b = new LayerBuilder(8, (x) => digestOf(x), async () => {});
+          await addTarBytes(b, bytes);
+          decodeLayer(encodeLayer(b.table()), 'rebuilt');
+        });
+      }),
+      budget,
+    );
+  });
+
+  it('path resolver: any path over symlink-laden trees resolves inside the box or fails with an errno', async () => {
+    const store = memoryStore({ chunkSize: 8 });
+    await store.importLayer(async (b) => {
+      b.addDir('/a/b/c');
+      await b.addFile('/a/f', new TextEncoder().encode('f'));
+      b.addSymlink('/a/up', '../../../..');
+      b.addSymlink('/a/abs', '/a/b');
+      b.addSymlink('/loop', 'loop');
+      b.addSymlink('/a/b/c/back', '../../..');
+    }, { tag: 'x' });
+    const box = await store.createBox('b', { image: 'x' });
+    const comp = fc.oneof(fc.constantFrom('a', 'b', 'c', 'f', 'up', 'abs', 'loop', 'back', '..', '.', '', 'nope'), fc.string({ maxLength: 4 }));
+    await fc.assert(
+      fc.asyncProperty(fc.array(comp, { maxLength: 12 }), fc.boolean(), fc.constantFrom('stat', 'readdir', 'mkdir', 'write', 'symlink', 'rename'), async (parts, abs, op) => {
+        const p = (abs ? '/' : '') + parts.join('/');
+        expectOwnError(() => {
+          if (op === 'stat') box.fs.stat(p);
+          else if (op === 'readdir') box.fs.readdir(p);
+          else if (op === 'mkdir') box.fs.mkdir(p);
+          else if (op === 'write') box.fs.writeFile(p, 'x');
+          else if (op === 'symlink') box.fs.symlink(parts.join('/'), p);
+          else box.fs.rename(p, '/a/renamed');
+        });
+      }),
+      budget,
+    );
+    // Whatever happened, the root still only holds what the image and the operations made.
+    expect(box.fs.readdir('/').every((e) => typeof e.name === 'string')).toBe(true);
+  });
+});
