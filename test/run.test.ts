@@ -175,3 +175,20 @@ describe('box.run in the library', () => {
     await s.backend.close();
   });
 });
+
+describe('a box in use', () => {
+  it('is refused to another process while a guest runs in it, and free again afterwards', async () => {
+    expect((await lb(['box', 'create', 'busy', '--image', 'base'])).code).toBe(0);
+    const running = lb(['run', '--box', 'busy', '--timeout', '3', GUEST, '--', 'loop']);
+    await new Promise((r) => setTimeout(r, 1200));
+    await writeFile(join(tmp, 'x.txt'), 'x');
+    const cp = await lb(['cp', join(tmp, 'x.txt'), 'busy:/x.txt']);
+    expect(cp.code).toBe(1);
+    expect(cp.stderr).toMatch(/^layerbox: box busy is in use by process \d+\n$/);
+    expect((await lb(['commit', 'busy', '--tag', 'busy:1'])).stderr).toMatch(/box busy is in use/);
+    // Reading is fine meanwhile.
+    expect((await lb(['diff', 'busy'])).code).toBe(0);
+    expect((await running).code).toBe(124);
+    expect((await lb(['cp', join(tmp, 'x.txt'), 'busy:/x.txt'])).code).toBe(0);
+  });
+});

@@ -181,12 +181,12 @@ async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[])
     }
     case 'rm': {
       const { p } = args(argv, {}, [1, 1]);
-      await store.removeBox(p[0]!);
+      await store.withBox(p[0]!, () => store.removeBox(p[0]!));
       return;
     }
     case 'reset': {
       const { p } = args(argv, {}, [1, 1]);
-      await store.resetBox(p[0]!);
+      await store.withBox(p[0]!, () => store.resetBox(p[0]!));
       return;
     }
     case 'fork': {
@@ -221,10 +221,12 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   if (v.box) await store.boxRecord(v.box as string);
   else await store.resolveImage(v.image as string);
   const name = (bp ? bp[1] : program).split('/').pop()!;
-  const r = await runInWorker(
+  const work = () => runInWorker(
     { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit' },
     { timeoutMs: timeout === undefined ? undefined : timeout * 1000, onStderr: (b) => process.stderr.write(b) },
   );
+  // A box being run is held: another process changing it meanwhile gets a clear error.
+  const r = v.box ? await store.withBox(v.box as string, work) : await work();
   process.exitCode = r.exitCode;
 }
 
@@ -284,9 +286,11 @@ async function main(argv: string[]): Promise<void> {
         if (src && dst) throw new UsageError('cp copies between the host and a box, not between two boxes');
         if (!src && !dst) throw new UsageError('cp needs one side as BOX:/path');
         if (dst) {
-          const box = await store.openBox(dst[0]);
-          await copyIntoBox(box, p[0]!, dst[1]);
-          await box.flush();
+          await store.withBox(dst[0], async () => {
+            const box = await store.openBox(dst[0]);
+            await copyIntoBox(box, p[0]!, dst[1]);
+            await box.flush();
+          });
         } else {
           const box = await store.openBox(src![0]);
           await copyOutOfBox(box, src![1], p[1]!);
@@ -325,8 +329,8 @@ async function main(argv: string[]): Promise<void> {
       }
       case 'commit': {
         const { v, p } = args(rest, { tag: { type: 'string', short: 't' }, message: { type: 'string', short: 'm' } }, [1, 1]);
-        const box = await store.openBox(p[0]!);
-        out(await box.commit({ tag: v.tag as string | undefined, message: v.message as string | undefined }));
+        const digest = await store.withBox(p[0]!, async () => (await store.openBox(p[0]!)).commit({ tag: v.tag as string | undefined, message: v.message as string | undefined }));
+        out(digest);
         return;
       }
       case 'run':

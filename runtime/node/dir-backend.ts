@@ -175,6 +175,34 @@ export class DirBackend implements Backend {
     }
   }
 
+  /**
+   * Marks a box as in use by this process until the returned release is
+   * called: another process gets a clear error instead of racing it. A lease
+   * whose process died is taken over.
+   */
+  async leaseBox(name: string): Promise<() => void> {
+    const dir = this.p('leases');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, encodeURIComponent(name)), token = `${process.pid}\n`;
+    for (;;) {
+      const mine = this.tmpName();
+      fs.writeFileSync(mine, token);
+      try {
+        fs.linkSync(mine, file);
+        return () => { try { if (fs.readFileSync(file, 'utf8') === token) fs.unlinkSync(file); } catch { /* gone */ } };
+      } catch (e) { if (errCode(e) !== 'EEXIST') throw e; } finally { fs.rmSync(mine, { force: true }); }
+      let held: string;
+      try { held = fs.readFileSync(file, 'utf8'); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
+      const pid = Number.parseInt(held, 10);
+      if (held === token) throw new LayerboxError(`box ${name} is already in use by this process`);
+      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) throw new LayerboxError(`box ${name} is in use by process ${pid}`);
+      const aside = this.tmpName();
+      try { fs.renameSync(file, aside); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
+      if (fs.readFileSync(aside, 'utf8') !== held) try { fs.linkSync(aside, file); } catch { /* taken again */ }
+      fs.rmSync(aside, { force: true });
+    }
+  }
+
   private releaseLockFile(token: string): void {
     const file = this.p('lock');
     try { if (fs.readFileSync(file, 'utf8') === token) fs.unlinkSync(file); } catch (e) { if (errCode(e) !== 'ENOENT') throw e; }
@@ -404,7 +432,7 @@ export async function openDirBackend(dir: string, opts: { create?: boolean } = {
   } else {
     if (opts.create === false) throw new LayerboxError(`no layerbox store at ${root}`);
     // Only our own subdirectories may be there already: a creation that died before writing the marker.
-    if (entries?.some((n) => n !== 'packs' && n !== 'tmp')) throw new LayerboxError(`refusing to use ${root} as a store: it is not empty and holds no ${STORE_FILE}`);
+    if (entries?.some((n) => n !== 'packs' && n !== 'tmp' && n !== 'leases')) throw new LayerboxError(`refusing to use ${root} as a store: it is not empty and holds no ${STORE_FILE}`);
     fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
     // The marker goes in last and atomically: a directory with it is a complete store.
     const tmp = path.join(root, 'tmp', `${process.pid}-init-${randomBytes(4).toString('hex')}`);

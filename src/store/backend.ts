@@ -62,6 +62,8 @@ export interface Backend {
   verify(): Promise<BlobProblem[]>;
   stats(): Promise<BackendStats>;
   close(): Promise<void>;
+  /** Backends shared between processes mark a box in use; another process then gets a clear error. */
+  leaseBox?(name: string): Promise<() => void>;
   /** Backends that cannot read synchronously (IndexedDB, HTTP) load blobs here so `readBlobSync` can serve them. */
   preload?(digests: Digest[]): Promise<void>;
 }

@@ -335,6 +335,16 @@ export class Store {
     });
   }
 
+  /** Runs `fn` with the box marked in use (where the backend is shared between processes). */
+  async withBox<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const release = this.backend.leaseBox ? await this.backend.leaseBox(name) : null;
+    try {
+      return await fn();
+    } finally {
+      release?.();
+    }
+  }
+
   /** Drops the box's upper: it sees its image again. */
   async resetBox(name: string): Promise<void> {
     await this.updateBoxes((refs) => {
