@@ -1,4 +1,4 @@
-import { memoryStore, type Store } from '../src/index.js';
+import { FsError, memoryStore, type Store } from '../src/index.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -22,4 +22,15 @@ export async function storeWithImage(files: Record<string, string | null | { sym
     }
   }, { tag: 'base' });
   return store;
+}
+
+/** Runs a filesystem call: 'ok', or the errno name it failed with (other errors are rethrown). */
+export function code(f: () => unknown): string {
+  try {
+    f();
+    return 'ok';
+  } catch (e) {
+    if (e instanceof FsError) return e.code;
+    throw e;
+  }
 }

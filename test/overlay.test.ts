@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Errno, FsError, decodeLayer, encodeLayer } from '../src/index.js';
-import { bytes, storeWithImage, text } from './helpers.js';
-
-const code = (f: () => unknown): string => {
-  try {
-    f();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof FsError) return e.code;
-    throw e;
-  }
-};
+import { Errno, decodeLayer, encodeLayer } from '../src/index.js';
+import { bytes, code, storeWithImage, text } from './helpers.js';
 
 describe('sandbox path resolution', () => {
   it('keeps symlinks and .. inside the root', async () => {

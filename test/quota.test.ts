@@ -6,18 +6,7 @@ import { join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsError } from '../src/index.js';
-import { bytes, storeWithImage, text } from './helpers.js';
-
-const code = (f: () => unknown): string => {
-  try {
-    f();
-    return 'ok';
-  } catch (e) {
-    if (e instanceof FsError) return e.code;
-    throw e;
-  }
-};
+import { bytes, code, storeWithImage, text } from './helpers.js';
 
 describe('box quotas (library)', () => {
   it('writes up to maxUpperBytes succeed, the next gets ENOSPC with nothing half-written, and deleting frees room', async () => {
