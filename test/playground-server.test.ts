@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LayerboxError, importBundle, openStore } from '../runtime/node/index.js';
 import { type PlaygroundServer, startPlaygroundServer } from '../runtime/node/playground-server.js';
 import { type StaticServer, startStaticServer } from '../runtime/node/static-server.js';
+import type { CatalogEntry } from '../examples/playground/catalog.js';
 
 const exec = promisify(execFile);
 const DIST = resolve('dist');
@@ -116,18 +117,6 @@ describe('the static server', () => {
   });
 });
 
-interface ImageInfo {
-  name: string;
-  tag: string;
-  file: string;
-  bytes: number;
-  title: string;
-  description: string;
-  language: string;
-  sample: string | null;
-  run: { kind: string; program: string; args?: string[] | string; stdin?: string; loadPath?: string };
-}
-
 describe('the playground server over dist/', () => {
   it('redirects / to /playground/ and serves the library cross-origin isolated', async () => {
     const root = await get(playground, '/');
@@ -154,7 +143,7 @@ describe('the playground server over dist/', () => {
     const r = await get(playground, '/playground/images/images.json');
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^application\/json/);
-    const list = (await r.json()) as ImageInfo[];
+    const list = (await r.json()) as CatalogEntry[];
     expect(list.map((i) => i.name)).toEqual(['sqlite', 'ruby', 'toolbox']);
     expect(list.map((i) => i.tag)).toEqual(['sqlite:latest', 'ruby:latest', 'toolbox:latest']);
     expect(list.map((i) => i.language)).toEqual(['sql', 'ruby', 'shell']);
@@ -166,7 +155,7 @@ describe('the playground server over dist/', () => {
       expect(head.headers.get('content-type')).toBe('application/octet-stream');
       expect(Number(head.headers.get('content-length'))).toBe(i.bytes);
     }
-    const [sqlite, ruby, toolbox] = list as [ImageInfo, ImageInfo, ImageInfo];
+    const [sqlite, ruby, toolbox] = list as [CatalogEntry, CatalogEntry, CatalogEntry];
     expect(sqlite.sample).toBe('/work/example.sql');
     expect(sqlite.run).toEqual({ kind: 'command', program: '/usr/bin/sqlite3.wasm', args: ['sqlite3', '/data/app.db'], stdin: 'editor' });
     expect(ruby.sample).toBe('/work/hello.rb');
