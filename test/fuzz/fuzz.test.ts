@@ -1,5 +1,5 @@
-// Fuzzing of the three parsers hostile input reaches: the layer-table reader,
-// the tar/OCI-layer importer and the guest path resolver. Each property must
+// Fuzzing of the parsers hostile input reaches: the layer-table reader, the
+// tar importer, the OCI/docker archive importer and the guest path resolver. Each property must
 // either succeed or fail with layerbox's own error (LayerboxError/FsError),
 // never crash or hang. `npm test` runs them briefly; `npm run fuzz` runs each
 // for FUZZ_SECONDS (default 600).
@@ -7,6 +7,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FsError, LayerboxError, LayerBuilder, addTarBytes, decodeLayer, encodeLayer, memoryStore, readTar, writeTar, type LayerTable, type TarEntry } from '../../src/index.js';
 import { digestOf } from '../../src/digest.js';
+import { exportOci, importOci } from '../../src/oci/index.js';
+import { gunzipSync, gzipSync } from 'node:zlib';
 
 const SECONDS = Number(process.env.FUZZ_SECONDS ?? 3);
 const budget = { interruptAfterTimeLimit: SECONDS * 1000, numRuns: Number.MAX_SAFE_INTEGER, markInterruptAsFailure: false };
@@ -84,6 +86,96 @@ describe('fuzz', () => {
       }),
       budget,
     );
+  });
+
+  it('OCI and docker importer: archives with mutated JSON documents (re-hashed so digests still match) import or fail with a clear error', async () => {
+    const src = memoryStore({ chunkSize: 8 });
+    await src.importLayer(async (b) => {
+      b.addDir('/etc');
+      await b.addFile('/etc/motd', new TextEncoder().encode('hi\n'));
+      b.addSymlink('/etc/link', 'motd');
+    }, { tag: 'base:1' });
+    const box = await src.createBox('b', { image: 'base:1' });
+    box.fs.unlink('/etc/link');
+    box.fs.writeFile('/new', 'new');
+    await box.commit({ tag: 'base:2' });
+    const archives: Array<Map<string, Uint8Array>> = [];
+    for (const format of ['oci', 'docker'] as const) {
+      const entries = await exportOci(src, ['base:2'], { format, gzip: (t) => new Uint8Array(gzipSync(t)) });
+      archives.push(new Map(entries.filter((e) => e.type === 'file').map((e) => [e.path, e.data!])));
+    }
+    const dec = new TextDecoder(), enc = new TextEncoder();
+    const isJson = (path: string, b: Uint8Array) => path.endsWith('.json') || path === 'oci-layout' || (path.startsWith('blobs/') && b[0] === 0x7b);
+    /** Replaces the value at a random path of a JSON document (chosen by `picks`). */
+    const edit = (doc: any, picks: number[], value: unknown, del: boolean): any => {
+      if (doc === null || typeof doc !== 'object' || !picks.length) return del ? undefined : value;
+      const keys = Object.keys(doc);
+      if (!keys.length) return value;
+      const k = keys[picks[0]! % keys.length]!;
+      const out: any = Array.isArray(doc) ? [...doc] : { ...doc };
+      const v = edit(doc[k], picks.slice(1), value, del);
+      if (v === undefined) Array.isArray(out) ? out.splice(Number(k), 1) : delete out[k];
+      else out[k] = v;
+      return out;
+    };
+    /** After editing a blob, renames it to its new digest and points every document that named the old one at it. */
+    const rehash = (files: Map<string, Uint8Array>, oldPath: string) => {
+      const data = files.get(oldPath)!;
+      const hex = digestOf(data).slice(7), old = oldPath.slice('blobs/sha256/'.length);
+      files.delete(oldPath);
+      files.set(`blobs/sha256/${hex}`, data);
+      for (const [p, b] of [...files]) {
+        if (!isJson(p, b)) continue;
+        const text = dec.decode(b);
+        if (!text.includes(old)) continue;
+        const fixed = enc.encode(text.replaceAll(old, hex).replace(new RegExp(`("digest":"sha256:${hex}","size":)\\d+`), `$1${data.length}`));
+        files.set(p, fixed);
+        if (p.startsWith('blobs/sha256/')) rehash(files, p);
+      }
+    };
+    const outcomes = { tried: 0, imported: 0 };
+    const mutation = fc.record({
+      which: fc.nat(),
+      picks: fc.array(fc.nat(), { maxLength: 6 }),
+      value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom('../../etc/passwd', '/abs', 'sha256:00', 'application/vnd.oci.image.index.v1+json', 'x:1', -1, 2 ** 53)),
+      del: fc.boolean(),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: 1 }), fc.array(mutation, { minLength: 1, maxLength: 3 }), async (kind, ms) => {
+        const files = new Map(archives[kind]);
+        for (const m of ms) {
+          const docs = [...files].filter(([p, b]) => isJson(p, b)).map(([p]) => p).sort();
+          const path = docs[m.which % docs.length]!;
+          let doc: unknown;
+          try {
+            doc = JSON.parse(dec.decode(files.get(path)!));
+          } catch {
+            continue;
+          }
+          const edited = edit(doc, m.picks, m.value, m.del);
+          files.set(path, enc.encode(JSON.stringify(edited ?? null)));
+          if (path.startsWith('blobs/sha256/')) rehash(files, path);
+        }
+        const dst = memoryStore({ chunkSize: 8 });
+        outcomes.tried++;
+        await expectOwnErrorAsync(async () => {
+          const done = await importOci(dst, async (p) => files.get(p) ?? null, { gunzip: (b) => new Uint8Array(gunzipSync(b)) });
+          // Whatever was imported is a whole, readable image.
+          for (const d of done) {
+            const b = await dst.createBox(`t${d.digest.slice(7, 15)}`, { image: d.digest });
+            b.fs.readdir('/');
+          }
+          outcomes.imported++;
+        });
+        const report = await dst.fsck();
+        expect(report.problems).toEqual([]);
+      }),
+      budget,
+    );
+    // The mutations reach both ends: some archives still import, some are refused.
+    expect(outcomes.imported).toBeGreaterThan(0);
+    expect(outcomes.imported).toBeLessThan(outcomes.tried);
+    console.log(`OCI importer: ${outcomes.tried} archives, ${outcomes.imported} imported`);
   });
 
   it('path resolver: any path over symlink-laden trees resolves inside the box or fails with an errno', async () => {
