@@ -1,3 +1,4 @@
+import { capMemory } from './wasm-limits.js';
 import type { Digest } from './digest.js';
 import { LayerboxError } from './errno.js';
 import { exportTar } from './archive.js';
@@ -18,6 +19,8 @@ export type RunOptions = Omit<GuestIo, 'stdin'> & {
   stdin?: GuestIo['stdin'] | AsyncIterable<Uint8Array>;
   mounts?: Mount[];
   timeoutMs?: number;
+  /** The most linear memory the guest may have (bytes); past it `memory.grow` fails. Needs the module's bytes. */
+  maxMemoryBytes?: number;
 };
 
 /**
@@ -66,6 +69,10 @@ export class Box {
    */
   async run(wasm: Uint8Array | WebAssembly.Module, opts: RunOptions = {}): Promise<RunResult> {
     const env = [...this.config.env, ...(opts.env ?? [])];
+    if (opts.maxMemoryBytes !== undefined) {
+      if (!(wasm instanceof Uint8Array)) throw new LayerboxError('maxMemoryBytes needs the module as bytes, not a compiled WebAssembly.Module');
+      wasm = capMemory(wasm, opts.maxMemoryBytes);
+    }
     if (this.store.runner) {
       await this.flush();
       const r = await this.store.runner(this, wasm, { ...opts, env });

@@ -6,6 +6,7 @@ export { Errno, FsError, LayerboxError, errnoName } from './errno.js';
 export { type Digest, type Hasher, defaultHasher, digestOf, isDigest, shortDigest } from './digest.js';
 export { DEFAULT_CHUNK_SIZE, type LayerEntry, type LayerTable, decodeLayer, encodeLayer } from './layer.js';
 export { type ImageConfig, type ImageManifest, type HistoryEntry, parseTag } from './image.js';
+export { capMemory, WASM_PAGE } from './wasm-limits.js';
 export { LayerBuilder, type EntryMeta } from './builder.js';
 export { Overlay, FileHandle, type Stat, type DirEntry, type FileType, type OpenOptions, type OverlayOptions, type BoxLimits, type UpperUsage } from './overlay/overlay.js';
 export { type Change } from './overlay/diff.js';

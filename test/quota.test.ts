@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -7,6 +7,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bytes, code, storeWithImage, text } from './helpers.js';
+import { LayerboxError, capMemory } from '../src/index.js';
 
 describe('box quotas (library)', () => {
   it('writes up to maxUpperBytes succeed, the next gets ENOSPC with nothing half-written, and deleting frees room', async () => {
@@ -200,5 +201,53 @@ describe('box quotas (built CLI)', () => {
     expect(await lb(['run', '--box', 'q', GUEST, '--', 'write', '/a.txt', 'y'.repeat(100)])).toMatchObject({ code: 0 });
     expect((await lb(['cat', 'q:/a.txt'])).stdout).toBe('y'.repeat(100));
     expect((await lb(['fsck'])).code).toBe(0);
+  });
+});
+
+describe('guest memory limits', () => {
+  const guest = () => new Uint8Array(readFileSync(GUEST));
+
+  it('a guest past maxMemoryBytes sees malloc fail and stops; the box and the host go on', async () => {
+    const store = await storeWithImage({ '/etc': null });
+    const box = await store.createBox('m', { image: 'base' });
+    const r = await box.run(guest(), { args: ['guest', 'alloc', '64'], maxMemoryBytes: 16 << 20 });
+    expect(r.exitCode).toBe(3);
+    const got = Number(/malloc failed after (\d+) MiB/.exec(text(r.stdout))?.[1]);
+    expect(got).toBeGreaterThan(8);
+    expect(got).toBeLessThan(16);
+    // Without the limit the same guest gets its 64 MiB; the box is unharmed by the stopped run.
+    expect(text((await box.run(guest(), { args: ['guest', 'alloc', '64'] })).stdout)).toBe('allocated 64 MiB\n');
+    expect((await box.run(guest(), { args: ['guest', 'write', '/after', 'ok'], maxMemoryBytes: 16 << 20 })).exitCode).toBe(0);
+    expect(text(box.fs.readFile('/after'))).toBe('ok');
+  });
+
+  it('refuses limits a module cannot meet, with a clear error', async () => {
+    const store = await storeWithImage({ '/etc': null });
+    const box = await store.createBox('m', { image: 'base' });
+    await expect(box.run(guest(), { maxMemoryBytes: 100 })).rejects.toThrow(/memory limit: at least 64 KiB/);
+    // The guest's data and stack need more than one page at start.
+    await expect(box.run(guest(), { maxMemoryBytes: 65536 })).rejects.toThrow(/memory limit: the module needs \d+ KiB of memory at start, more than the limit of 64 KiB/);
+    await expect(box.run(await WebAssembly.compile(guest()), { maxMemoryBytes: 1 << 20 })).rejects.toThrow(/needs the module as bytes/);
+    // (module (import "env" "memory" (memory 1)))
+    const imported = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 0x0f, 1, 3, 0x65, 0x6e, 0x76, 6, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 2, 0, 1]);
+    expect(() => capMemory(imported, 1 << 20)).toThrow(/imports its memory/);
+    expect(() => capMemory(new Uint8Array([1, 2, 3]), 1 << 20)).toThrow(/not a WebAssembly module/);
+    expect(() => capMemory(guest().subarray(0, 40), 1 << 20)).toThrow(LayerboxError);
+  });
+
+  it('run --memory stops a hungry guest in its worker; the CLI reports its exit code', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'layerbox-mem-'));
+    try {
+      const run = (...argv: string[]) => promisify(execFile)(process.execPath, [CLI, '--store', join(tmp, 's'), ...argv], { env: { ...process.env, LAYERBOX_STORE: '' } }).then((r) => ({ code: 0, ...r }), (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }));
+      await mkdir(join(tmp, 'tree'));
+      expect((await run('image', 'import', join(tmp, 'tree'), '--tag', 'empty')).code).toBe(0);
+      const r = await run('run', '--image', 'empty', '--memory', '16M', GUEST, '--', 'alloc', '1000');
+      expect(r.code).toBe(3);
+      expect(r.stdout).toMatch(/^malloc failed after \d+ MiB\n$/);
+      expect(await run('run', '--image', 'empty', '--memory', 'lots', GUEST, '--', 'alloc', '1')).toMatchObject({ code: 2, stderr: expect.stringMatching(/--memory takes a size such as/) });
+      expect(await run('run', '--image', 'empty', '-m', '64k', GUEST, '--', 'alloc', '1')).toMatchObject({ code: 1, stderr: expect.stringMatching(/^layerbox: memory limit: the module needs/) });
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   });
 });

@@ -17,7 +17,7 @@ Images
   image squash IMAGE --tag NAME[:TAG]             flatten an image into one layer
   image rm IMAGE                                  remove a tag (or every tag of a digest)
 Boxes
-  box create BOX --image IMAGE [--max-upper-bytes N] [--max-files N]
+  box create BOX --image IMAGE [--max-upper-bytes SIZE] [--max-files N]
                                                   a new box over an image; the limits cap what its upper may hold
                                                   (changed bytes: ENOSPC; added entries: EDQUOT for the guest)
   box ls [--json] | box rm BOX | box reset BOX | box fork BOX NEW
@@ -27,10 +27,11 @@ Boxes
   diff BOX [--json]                               A|C|D PATH lines against the box's image
   commit BOX --tag NAME[:TAG] [-m MSG]            the box's changes as a new image layer
 Running
-  run [--box BOX | --image IMAGE] [--dir HOST::GUEST]... [--env K=V]... [--timeout SEC] PROGRAM [-- ARGS...]
+  run [--box BOX | --image IMAGE] [--dir HOST::GUEST]... [--env K=V]... [--timeout SEC] [--memory SIZE] PROGRAM [-- ARGS...]
                                                   run a WASI program (a host .wasm or BOX:/path) with the box as /;
                                                   --image alone gives a box that is thrown away; exits with the
-                                                  guest's exit code (a trap: 134; a timeout: 124)
+                                                  guest's exit code (a trap: 134; a timeout: 124); --memory 64M
+                                                  caps the guest's memory (malloc fails past it)
 Sharing
   export IMAGE... [--box BOX]... -o FILE [--format layerbox|oci|docker]
                                                   images (with tags) and boxes as one file: a layerbox bundle
@@ -166,7 +167,8 @@ async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[])
         if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new UsageError(`--${flag} takes a non-negative integer, got ${s}`);
         return Number(s);
       };
-      const maxUpperBytes = limit('max-upper-bytes'), maxFiles = limit('max-files');
+      const maxUpperBytes = v['max-upper-bytes'] === undefined ? undefined : parseSize(v['max-upper-bytes'] as string, '--max-upper-bytes');
+      const maxFiles = limit('max-files');
       const limits = { ...(maxUpperBytes !== undefined ? { maxUpperBytes } : {}), ...(maxFiles !== undefined ? { maxFiles } : {}) };
       await store.createBox(p[0]!, { image: v.image as string, limits: Object.keys(limits).length ? limits : undefined });
       out(p[0]!);
@@ -200,8 +202,16 @@ async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[])
   }
 }
 
+/** A byte size: `65536`, `512k`, `64M`, `1G` (also `64MiB`, `64MB`: powers of 1024). */
+function parseSize(s: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?$/i.exec(s.trim());
+  const n = m ? Math.floor(Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase())) : NaN;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${flag} takes a size such as 65536, 512k, 64M or 1G, got ${s}`);
+  return n;
+}
+
 async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
-  const { v, p } = args(argv, { box: { type: 'string' }, image: { type: 'string' }, dir: { type: 'string', multiple: true }, env: { type: 'string', short: 'e', multiple: true }, timeout: { type: 'string' } }, [1, Infinity]);
+  const { v, p } = args(argv, { box: { type: 'string' }, image: { type: 'string' }, dir: { type: 'string', multiple: true }, env: { type: 'string', short: 'e', multiple: true }, timeout: { type: 'string' }, memory: { type: 'string', short: 'm' } }, [1, Infinity]);
   if (!!v.box === !!v.image) throw new UsageError('run needs one of --box BOX or --image IMAGE');
   const dirs = ((v.dir as unknown as string[] | undefined) ?? []).map((d) => {
     const i = d.indexOf('::');
@@ -213,6 +223,7 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   for (const e of env) if (!/^[^=]+=/.test(e)) throw new UsageError(`--env takes K=V, got ${e}`);
   const timeout = v.timeout === undefined ? undefined : Number(v.timeout);
   if (timeout !== undefined && !(timeout > 0)) throw new UsageError(`--timeout takes a number of seconds, got ${v.timeout}`);
+  const maxMemoryBytes = v.memory === undefined ? undefined : parseSize(v.memory as string, '--memory');
   const program = p[0]!;
   const bp = boxPath(program);
   if (!bp && !(await stat(program).catch(() => null))?.isFile()) throw new LayerboxError(`no such program: ${program}`);
@@ -222,7 +233,7 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   else await store.resolveImage(v.image as string);
   const name = (bp ? bp[1] : program).split('/').pop()!;
   const work = () => runInWorker(
-    { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit' },
+    { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit', maxMemoryBytes },
     { timeoutMs: timeout === undefined ? undefined : timeout * 1000, onStderr: (b) => process.stderr.write(b) },
   );
   // A box being run is held: another process changing it meanwhile gets a clear error.

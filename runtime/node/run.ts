@@ -19,6 +19,8 @@ export interface WorkerRequest {
   /** inherit: the guest writes straight to this process's stdout/stderr; pipe: chunks come back as messages. */
   stdio: 'inherit' | 'pipe';
   stdin?: Uint8Array | 'inherit';
+  /** Caps the guest's linear memory (see capMemory). */
+  maxMemoryBytes?: number;
 }
 
 export type WorkerMessage =

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { isatty } from 'node:tty';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Errno, FsError, type Mount, runModule } from '../../src/index.js';
+import { Errno, FsError, type Mount, capMemory, runModule } from '../../src/index.js';
 import { HostFs } from './host-fs.js';
 import { openStore } from './index.js';
 import type { WorkerRequest, WorkerMessage } from './run.js';
@@ -48,6 +48,7 @@ async function main(): Promise<void> {
     const m = /^([A-Za-z0-9][A-Za-z0-9._-]*):(\/.*)$/.exec(req.program);
     wasm = m ? (m[1] === req.box ? box : await store.openBox(m[1]!)).fs.readFile(m[2]!) : new Uint8Array(fs.readFileSync(req.program));
   } else wasm = req.program;
+  if (req.maxMemoryBytes !== undefined) wasm = capMemory(wasm, req.maxMemoryBytes);
   const module = await WebAssembly.compile(wasm);
   const write = (fd: number, which: 'stdout' | 'stderr') => (b: Uint8Array) => {
     if (req.stdio === 'inherit') {

@@ -8,6 +8,8 @@
 //   stdin             copies stdin to stdout
 //   keep PATH TEXT    writes TEXT to PATH, fsyncs it, then never returns
 //   lose PATH TEXT    writes TEXT to PATH without fsync, then never returns
+//   alloc MIB         allocates and touches MIB MiB one at a time; when malloc
+//                     fails, prints how many it got and exits 3
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,18 @@ int main(int argc, char **argv) {
   if (!strcmp(a, "loop")) { volatile unsigned long n = 0; for (;;) n++; }
   if (!strcmp(a, "trap")) __builtin_trap();
   if (!strcmp(a, "exit") && argc == 3) return atoi(argv[2]);
+  if (!strcmp(a, "alloc") && argc == 3) {
+    long want = atol(argv[2]), got = 0;
+    static char *volatile keep[4096];
+    for (; got < want && got < 4096; got++) {
+      char *p = malloc(1 << 20);
+      if (!p) { printf("malloc failed after %ld MiB\n", got); return 3; }
+      memset(p, 1, 1 << 20);
+      keep[got] = p;
+    }
+    printf("allocated %ld MiB\n", got);
+    return 0;
+  }
   if (!strcmp(a, "stdin")) {
     int c;
     while ((c = getchar()) != EOF) putchar(c);
