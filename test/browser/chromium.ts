@@ -187,6 +187,14 @@ export async function launchChromium(server: TestServer, opts: LaunchOptions = {
   return session;
 }
 
+/** Builds dist/ when its browser bundles are missing. */
+export function ensureBrowserBundles(): void {
+  if (!existsSync(join(REPO_ROOT, 'dist/browser.js')) || !existsSync(join(REPO_ROOT, 'dist/browser-worker.js'))) {
+    const r = spawnSync(process.execPath, ['esbuild.config.mjs'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`building dist failed:\n${r.stderr}${r.stdout}`);
+  }
+}
+
 /**
  * The setup every Chromium test file shares: builds dist/ when its browser
  * bundles are missing, serves the repo root, launches Chromium on the
@@ -197,10 +205,7 @@ export function useChromiumHarness(): { server: () => TestServer; browser: () =>
   let server: TestServer | undefined;
   let browser: ChromiumSession | undefined;
   beforeAll(async () => {
-    if (!existsSync(join(REPO_ROOT, 'dist/browser.js')) || !existsSync(join(REPO_ROOT, 'dist/browser-worker.js'))) {
-      const r = spawnSync(process.execPath, ['esbuild.config.mjs'], { cwd: REPO_ROOT, encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`building dist failed:\n${r.stderr}${r.stdout}`);
-    }
+    ensureBrowserBundles();
     server = await startServer();
     browser = await launchChromium(server);
     await browser.openHarness();
