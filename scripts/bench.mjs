@@ -1,63 +1,202 @@
-// `npm run bench`: the same guest workloads under layerbox, node:wasi (real directory)
-// and @bjorn3/browser_wasi_shim (in memory), in one run; prints times and ratios.
+// `npm run bench`: the same guest workloads under layerbox and its peers, node:wasi
+// (real directories), @bjorn3/browser_wasi_shim and @wasmer/wasi (both in memory),
+// in one run; prints times and ratios as Markdown tables and writes them to
+// bench/results/peers.json. Every measurement runs in its own process.
+//
+//   npm run bench                 best of BENCH_REPS (default 3) runs each
+//   npm run bench -- --quick      one run each, SQLite with 10k rows (a smoke test)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, existsSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = fileURLToPath(new URL('..', import.meta.url));
+const quick = process.argv.includes('--quick');
+const REPS = quick ? 1 : Number(process.env.BENCH_REPS ?? 3);
+if (!(REPS >= 1)) throw new Error(`BENCH_REPS must be a positive number, not ${process.env.BENCH_REPS}`);
+const SQLITE_ROWS = quick ? 10_000 : 100_000;
+/** A child that takes longer than this is stopped and reported as an error. */
+const CHILD_TIMEOUT_MS = 180_000;
+const log = (s) => process.stderr.write(`${s}\n`);
+
+// ---- what the runs need ---------------------------------------------------------
+
 execFileSync('bash', [join(root, 'scripts/build-bench.sh')], { stdio: 'inherit' });
-if (!existsSync(join(root, 'dist/node.js'))) execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
+
+/** Newest mtime under a directory. */
+function newest(dir) {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+const dist = join(root, 'dist/node.js');
+if (!existsSync(dist) || statSync(dist).mtimeMs < Math.max(newest(join(root, 'src')), newest(join(root, 'runtime')))) {
+  log('bundling dist/ (node esbuild.config.mjs)...');
+  const r = spawnSync(process.execPath, ['esbuild.config.mjs'], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0 && !existsSync(dist)) throw new Error('bench: bundling dist/ failed');
+}
+if (!existsSync(join(root, 'test/fixtures/sqlite3.wasm'))) execFileSync('bash', [join(root, 'scripts/build-sqlite.sh')], { stdio: 'inherit' });
 
 const fixtures = join(root, 'bench/.fixtures');
-if (!existsSync(join(fixtures, 'big.bin'))) {
-  console.log('preparing fixtures (10k-entry directory, 100 MiB file)...');
-  mkdirSync(join(fixtures, 'list'), { recursive: true });
-  for (let i = 0; i < 10000; i++) writeFileSync(join(fixtures, 'list', `entry-${i}`), '');
-  const fd = openSync(join(fixtures, 'big.bin.tmp'), 'w');
+// The tree the syscall loops see at /sandbox: list/ (10k empty files) and big.bin (100 MiB).
+const syscallTree = join(fixtures, 'syscalls');
+mkdirSync(syscallTree, { recursive: true });
+// Older runs kept list/ and big.bin at the top of bench/.fixtures: moved, not made again.
+for (const name of ['list', 'big.bin']) {
+  if (existsSync(join(fixtures, name)) && !existsSync(join(syscallTree, name))) renameSync(join(fixtures, name), join(syscallTree, name));
+}
+if (!existsSync(join(syscallTree, 'list'))) {
+  log('preparing fixtures (10k-entry directory)...');
+  rmSync(join(syscallTree, 'list.tmp'), { recursive: true, force: true });
+  mkdirSync(join(syscallTree, 'list.tmp'));
+  for (let i = 0; i < 10000; i++) writeFileSync(join(syscallTree, 'list.tmp', `entry-${i}`), '');
+  renameSync(join(syscallTree, 'list.tmp'), join(syscallTree, 'list'));
+}
+if (!existsSync(join(syscallTree, 'big.bin'))) {
+  log('preparing fixtures (100 MiB file)...');
+  const fd = openSync(join(syscallTree, 'big.bin.tmp'), 'w');
   for (let i = 0; i < 100; i++) writeSync(fd, randomBytes(1 << 20));
   closeSync(fd);
-  execFileSync('mv', [join(fixtures, 'big.bin.tmp'), join(fixtures, 'big.bin')]);
+  renameSync(join(syscallTree, 'big.bin.tmp'), join(syscallTree, 'big.bin'));
 }
 
-const workloads = [
-  { mode: 'meta', n: 20000, label: 'stat+open+close x20k' },
-  { mode: 'create', n: 2000, label: 'create 2k small files' },
-  { mode: 'list', n: 0, label: 'readdir of 10k entries' },
-  { mode: 'read', n: 0, label: '100 MiB sequential read' },
-];
-const runtimes = ['layerbox', 'node-wasi', 'shim'];
-const REPS = Number(process.env.BENCH_REPS ?? 3);
-
-function once(runtime, w) {
-  const r = spawnSync(process.execPath, ['--no-incremental-marking', join(root, 'bench/runner.mjs'), runtime, w.mode, String(w.n), fixtures], { encoding: 'utf8' });
-  if (r.status !== 0) return { error: (r.stderr || r.stdout).trim().split('\n').slice(-1)[0] || `exit ${r.status}` };
-  return JSON.parse(r.stdout.trim().split('\n').pop());
+// The Ruby stdlib (extracted from ruby+stdlib.wasm once) laid out as a root: usr/local/lib/ruby.
+const rubyLib = join(fixtures, 'ruby-root/usr/local/lib/ruby');
+if (!existsSync(rubyLib)) {
+  const { extractRubyStdlib, defaultOut } = await import('./ruby-stdlib.mjs');
+  log('preparing fixtures (Ruby stdlib)...');
+  await extractRubyStdlib(defaultOut, { log: () => {} });
+  mkdirSync(join(rubyLib, '..'), { recursive: true });
+  cpSync(defaultOut, `${rubyLib}.tmp`, { recursive: true });
+  renameSync(`${rubyLib}.tmp`, rubyLib);
 }
 
-const rows = [];
-for (const w of workloads) {
-  const row = { workload: w.label };
-  for (const rt of runtimes) {
-    let best = Infinity, error;
-    for (let i = 0; i < REPS; i++) {
-      const r = once(rt, w);
-      if (r.error) { error = r.error; break; }
-      best = Math.min(best, r.ns);
-    }
-    row[rt] = error ? { error } : { ms: best / 1e6 };
+// ---- one measurement ------------------------------------------------------------
+
+const runtimes = ['layerbox', 'node-wasi', 'shim', 'wasmer'];
+const names = { layerbox: 'layerbox', 'node-wasi': 'node:wasi', shim: 'browser_wasi_shim', wasmer: '@wasmer/wasi' };
+
+/** Runs one child (a measurement); its last stdout line is JSON, or it died. */
+function child(script, args) {
+  const r = spawnSync(process.execPath, ['--no-incremental-marking', join(root, script), ...args], { encoding: 'utf8', timeout: CHILD_TIMEOUT_MS, maxBuffer: 64 << 20 });
+  const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  if (last.startsWith('{')) {
+    try {
+      return JSON.parse(last);
+    } catch {}
   }
-  rows.push(row);
-  process.stderr.write('.');
+  if (r.error?.code === 'ETIMEDOUT' || r.signal === 'SIGTERM') return { error: `timed out after ${CHILD_TIMEOUT_MS / 1000} s` };
+  if (r.signal) return { error: `process killed by ${r.signal}` };
+  const lines = (r.stderr || r.stdout || '').split('\n').map((l) => l.trim());
+  const why = lines.find((l) => /FATAL|Error|error/.test(l) && !/ExperimentalWarning/.test(l)) ?? lines.filter(Boolean).pop();
+  return { error: (why || `exit ${r.status}`).slice(0, 200) };
 }
-process.stderr.write('\n');
 
-const fmt = (c) => (c.error ? `error: ${c.error.slice(0, 40)}` : `${c.ms.toFixed(1)} ms`);
+/** Best of REPS; the first error ends the cell (and is what it shows). `pick` gives ms or throws. */
+function best(run, pick) {
+  let ms = Infinity;
+  let extra = {};
+  for (let i = 0; i < REPS; i++) {
+    const r = run();
+    if (r.error) return { error: r.error };
+    let m;
+    try {
+      m = pick(r);
+    } catch (e) {
+      return { error: e.message };
+    }
+    if (m < ms) {
+      ms = m;
+      extra = r;
+    }
+  }
+  return { ms, extra };
+}
+
+// ---- the syscall loops: guest-measured (CLOCK_MONOTONIC inside bench.wasm) ------
+
+const bigSize = statSync(join(syscallTree, 'big.bin')).size;
+const loops = [
+  { mode: 'meta', n: 20000, label: 'stat+open+close x20k', check: (c) => c === 20000 },
+  { mode: 'create', n: 2000, label: 'create 2k small files', check: (c) => c === 2000 * 100 },
+  // Runtimes differ on whether readdir lists . and ..
+  { mode: 'list', n: 0, label: 'readdir of 10k entries', check: (c) => c === 10000 || c === 10002 },
+  { mode: 'read', n: 0, label: '100 MiB sequential read', check: (c) => c === bigSize },
+];
+
+const t0 = Date.now();
+const rows = [];
+for (const w of loops) {
+  const results = {};
+  for (const rt of runtimes) {
+    const cell = best(
+      () => child('bench/runner.mjs', [rt, w.mode, String(w.n), syscallTree]),
+      (r) => {
+        if (!w.check(r.check)) throw new Error(`wrong result (checksum ${r.check})`);
+        return r.ns / 1e6;
+      },
+    );
+    results[rt] = cell.error ? { error: cell.error } : { ms: cell.ms };
+    log(`  ${w.label} / ${names[rt]}: ${fmt(results[rt])}`);
+  }
+  rows.push({ group: 'syscalls', workload: w.label, results });
+}
+
+// ---- programs: wall time on the host around the run ------------------------------
+
+const sqliteLabel = `SQLite: insert ${SQLITE_ROWS / 1000}k rows (one transaction)`;
+const rubyLabel = 'Ruby: require 12 stdlib libraries';
+const programs = [
+  { label: sqliteLabel, args: ['sqlite', String(SQLITE_ROWS)] },
+  { label: rubyLabel, args: ['ruby', '-'] },
+];
+const notes = { flush: null, rubyInit: {} };
+for (const p of programs) {
+  const results = {};
+  for (const rt of runtimes) {
+    const cell = best(() => child('bench/programs.mjs', [rt, ...p.args, fixtures]), (r) => r.ms);
+    results[rt] = cell.error ? { error: cell.error } : { ms: cell.ms };
+    if (!cell.error && cell.extra.flushMs !== undefined) notes.flush = cell.extra.flushMs;
+    if (!cell.error && cell.extra.initMs !== undefined) notes.rubyInit[rt] = cell.extra.initMs;
+    log(`  ${p.label} / ${names[rt]}: ${fmt(results[rt])}`);
+  }
+  rows.push({ group: 'programs', workload: p.label, results });
+}
+
+// ---- the tables ------------------------------------------------------------------
+
+function fmt(c) {
+  return c.error ? `error: ${c.error.replace(/\|/g, '/').slice(0, 70)}` : `${c.ms.toFixed(1)} ms`;
+}
 const ratio = (a, b) => (a.error || b.error ? 'n/a' : `${(a.ms / b.ms).toFixed(2)}x`);
-console.log(`\n| workload | layerbox | node:wasi | browser_wasi_shim | layerbox / node:wasi | layerbox / shim |`);
-console.log(`| --- | --- | --- | --- | --- | --- |`);
-for (const r of rows) console.log(`| ${r.workload} | ${fmt(r.layerbox)} | ${fmt(r['node-wasi'])} | ${fmt(r.shim)} | ${ratio(r.layerbox, r['node-wasi'])} | ${ratio(r.layerbox, r.shim)} |`);
-console.log(`\nbest of ${REPS} runs each, measured inside the guest (CLOCK_MONOTONIC); ratio < 1 means layerbox is faster.`);
+const peers = runtimes.slice(1);
+
+function table(group, first) {
+  console.log(`\n| ${first} | ${runtimes.map((r) => names[r]).join(' | ')} | ${peers.map((p) => `layerbox / ${names[p]}`).join(' | ')} |`);
+  console.log(`| ${Array(1 + runtimes.length + peers.length).fill('---').join(' | ')} |`);
+  for (const r of rows.filter((x) => x.group === group)) {
+    console.log(`| ${r.workload} | ${runtimes.map((rt) => fmt(r.results[rt])).join(' | ')} | ${peers.map((p) => ratio(r.results.layerbox, r.results[p])).join(' | ')} |`);
+  }
+}
+
+table('syscalls', 'workload');
+console.log(`\nbest of ${REPS} run${REPS > 1 ? 's' : ''} each, measured inside the guest (CLOCK_MONOTONIC; @wasmer/wasi's clock ticks in whole milliseconds); ratio < 1 means layerbox is faster.`);
+table('programs', 'program');
+const initNote = Object.entries(notes.rubyInit)
+  .map(([rt, ms]) => `${names[rt]} ${ms.toFixed(0)} ms`)
+  .join(', ');
+console.log(
+  `\nwall time on the host around the run (module compiled and files loaded beforehand), best of ${REPS}.` +
+    ` SQLite: \`sqlite3 /data/bench.db "<SQL>"\` with a recursive CTE, database on the guest's writable file system (a box; a real temp directory for node:wasi; memory for the others).` +
+    (notes.flush !== null ? ` layerbox's box.flush() into its directory store afterwards took ${notes.flush.toFixed(1)} ms more (not included).` : '') +
+    ` Ruby: bare ruby.wasm, stdlib at /usr/local/lib/ruby from an image layer (layerbox), a real directory (node:wasi), memory (the others); the time includes starting the VM` +
+    (initNote ? ` (of which VM start: ${initNote})` : '') +
+    '.',
+);
 
 const { ociBench } = await import('../bench/oci.mjs');
 const oci = ociBench(root, REPS);
@@ -68,3 +207,9 @@ else {
   for (const r of oci.rows) console.log(`| ${r.label} | ${r.layerbox.toFixed(0)} ms | ${r.peer.toFixed(0)} ms | ${r.peerName} | ${(r.layerbox / r.peer).toFixed(2)}x |`);
   console.log('\nwall time of whole commands (process start included), best of each.');
 }
+
+const resultsDir = join(root, 'bench/results');
+mkdirSync(resultsDir, { recursive: true });
+const json = { date: new Date().toISOString(), node: process.version, reps: REPS, rows, oci: oci.skipped ? [] : oci.rows.map((r) => ({ label: r.label, layerbox: r.layerbox, peer: r.peer, peerName: r.peerName })) };
+writeFileSync(join(resultsDir, 'peers.json'), `${JSON.stringify(json, null, 2)}\n`);
+log(`\nwrote bench/results/peers.json (${((Date.now() - t0) / 1000).toFixed(0)} s of measuring)`);

@@ -18,7 +18,13 @@ export interface BundleIndex {
 
 async function tableBlobs(store: Store, digest: Digest, kind: 'layer' | 'upper', into: Set<Digest>): Promise<void> {
   into.add(digest);
-  for (const c of chunksOf(decodeLayer(await store.backend.getBlob(digest), `${kind} ${digest}`, kind))) into.add(c);
+  if (kind === 'upper') {
+    for (const c of chunksOf(decodeLayer(await store.backend.getBlob(digest), `${kind} ${digest}`, kind))) into.add(c);
+    return;
+  }
+  const { table, pages } = await store.layerBlobs(digest);
+  for (const p of pages) into.add(p);
+  for (const c of chunksOf(table)) into.add(c);
 }
 
 async function imageBlobs(store: Store, image: Digest, into: Set<Digest>): Promise<void> {

@@ -3,9 +3,10 @@ import { LayerBuilder } from '../builder.js';
 import { type Digest, type Hasher, defaultHasher, digestOf, isDigest, shortDigest } from '../digest.js';
 import { LayerboxError } from '../errno.js';
 import { type ImageConfig, type ImageManifest, type LayerRef, checkBoxName, decodeImage, encodeImage, parseTag } from '../image.js';
-import { DEFAULT_CHUNK_SIZE, type LayerTable, chunksOf, decodeLayer, encodeLayer } from '../layer.js';
+import { DEFAULT_CHUNK_SIZE, type LayerTable, chunksOf, decodeLayer } from '../layer.js';
 import { type BoxLimits, Overlay } from '../overlay/overlay.js';
-import { type LowerLayer, mountLower } from '../overlay/tree.js';
+import { type LowerLayer, mountLower, mountLowerTree } from '../overlay/tree.js';
+import { decodeRoot, encodeLayerTree, isLayerTree, readLayerTable } from '../layer-tree.js';
 import { squashTable } from '../overlay/squash.js';
 import { addTarBytes, exportTar } from '../archive.js';
 import { utf8 } from '../text.js';
@@ -117,8 +118,16 @@ export class Store {
     return decodeImage(await this.backend.getBlob(digest), `image ${digest}`);
   }
 
+  /** A whole layer table (O(layer): read every page). */
   async layerTable(digest: Digest): Promise<LayerTable> {
-    return decodeLayer(await this.backend.getBlob(digest), `layer ${digest}`, 'layer');
+    return (await this.layerBlobs(digest)).table;
+  }
+
+  /** A whole layer table and the page blobs it is stored in. */
+  async layerBlobs(digest: Digest): Promise<{ table: LayerTable; pages: Set<Digest> }> {
+    const pages = new Set<Digest>();
+    const table = await readLayerTable(await this.backend.getBlob(digest), `layer ${digest}`, (d) => this.backend.getBlob(d), pages);
+    return { table, pages };
   }
 
   async listImages(): Promise<ImageInfo[]> {
@@ -176,9 +185,10 @@ export class Store {
 
   /** Writes a new image made of `parent`'s layers plus one, and optionally tags it. Caller holds the lock. */
   private async writeImage(parent: { digest: Digest; manifest: ImageManifest } | null, layer: { table: LayerTable; dataSize: number }, info: ImportOptions, extraBlobs: Array<{ digest: Digest; data: Uint8Array }> = []): Promise<{ digest: Digest; manifest: ImageManifest; layerDigest: Digest }> {
-    const tableBytes = encodeLayer(layer.table);
+    const tree = encodeLayerTree(layer.table, (b) => this.digest(b));
+    const tableBytes = tree.root;
     const layerDigest = this.digest(tableBytes);
-    const ref: LayerRef = { digest: layerDigest, size: tableBytes.length, dataSize: layer.dataSize, entries: layer.table.entries.length };
+    const ref: LayerRef = { digest: layerDigest, size: tree.pages.reduce((n, p) => n + p.data.length, tableBytes.length), dataSize: layer.dataSize, entries: layer.table.entries.length };
     const created = info.created ?? this.nowIso();
     const base = parent?.manifest;
     if (base && base.chunkSize !== this.chunkSize) throw new LayerboxError(`image ${parent!.digest} uses ${base.chunkSize}-byte chunks; this store uses ${this.chunkSize}`);
@@ -192,7 +202,7 @@ export class Store {
     };
     const mbytes = encodeImage(manifest);
     const digest = this.digest(mbytes);
-    await this.backend.putBlobs([...extraBlobs, { digest: layerDigest, data: tableBytes }, { digest, data: mbytes }]);
+    await this.backend.putBlobs([...extraBlobs, ...tree.pages, { digest: layerDigest, data: tableBytes }, { digest, data: mbytes }]);
     return { digest, manifest, layerDigest };
   }
 
@@ -284,7 +294,15 @@ export class Store {
     const key = `${index}:${digest}`;
     let l = this.mounted.get(key);
     if (!l) {
-      l = mountLower(table ?? (await this.layerTable(digest)), digest, index);
+      if (table) l = mountLower(table, digest, index);
+      else {
+        const bytes = await this.backend.getBlob(digest);
+        // Stores that read synchronously mount lazily (a page per directory, when first looked into);
+        // asynchronous ones (IndexedDB, HTTP) load the whole table now.
+        l = isLayerTree(bytes) && !this.backend.preload
+          ? mountLowerTree(decodeRoot(bytes, `layer ${digest}`), digest, index, (d) => this.backend.readBlobSync(d))
+          : mountLower(await readLayerTable(bytes, `layer ${digest}`, (d) => this.backend.getBlob(d)), digest, index);
+      }
       this.mounted.set(key, l);
     }
     return l;
@@ -423,7 +441,10 @@ export class Store {
       tables.add(d);
       live.add(d);
       try {
-        const t = decodeLayer(await this.backend.getBlob(d), `${kind} ${d}`, kind);
+        const pages = new Set<Digest>();
+        const bytes = await this.backend.getBlob(d);
+        const t = kind === 'upper' ? decodeLayer(bytes, `${kind} ${d}`, kind) : await readLayerTable(bytes, `${kind} ${d}`, (p) => this.backend.getBlob(p), pages);
+        for (const p of pages) live.add(p);
         for (const c of chunksOf(t)) {
           live.add(c);
           if (!this.backend.hasBlob(c)) problems.push({ digest: c, problem: `chunk missing (used by ${kind} ${d})` });
