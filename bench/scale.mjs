@@ -1,6 +1,9 @@
 // Scale benchmark: how mount, commit and many boxes behave as images grow.
 //
-//   node bench/scale.mjs [--quick]     prints Markdown tables, writes bench/results/scale.json
+//   node bench/scale.mjs [--quick] [--out FILE]
+//
+// Prints Markdown tables and writes bench/results/scale.json (--quick: smaller
+// sizes for a smoke test; it writes a file only when given --out).
 //
 // Everything goes through the public library (dist/node.js) over a directory
 // store in a temporary directory. Images are built once (not timed); every
@@ -107,6 +110,9 @@ const tasks = {
     const t0 = now();
     const store = await openStore(dir, { create: false });
     const t1 = now();
+    // The store's own share (its blob index), measured outside the timed spans.
+    const storeMem = memDelta(base);
+    const t1b = now();
     const box = await store.openBox(name);
     const t2 = now();
     const st = box.fs.stat('/' + path);
@@ -116,7 +122,7 @@ const tasks = {
     globalThis.keep = { store, box };
     const m = memDelta(base);
     await store.backend.close();
-    return { ms: t3 - t0, storeMs: t1 - t0, boxMs: t2 - t1, accessMs: t3 - t2, ...m };
+    return { ms: t1 - t0 + (t3 - t1b), storeMs: t1 - t0, boxMs: t2 - t1b, accessMs: t3 - t2, ...m, storeHeap: storeMem.heap, boxHeap: m.heap - storeMem.heap };
   },
 
   /** Per change count: a fresh box over the image, N writes, flush, then a timed commit. */
@@ -161,8 +167,14 @@ const tasks = {
     return rows;
   },
 
-  /** Memory with the store open, one box, then ten boxes over the same image, each touched. */
-  async boxes({ lib, store: dir, files, count }) {
+  /**
+   * Memory with the store open, one box, then `count` boxes over the same image.
+   * Each box stats and reads 4 files, lists a directory and writes one small
+   * file: with `spread`, different files and directories per box (so each box
+   * also makes the engine load other parts of the shared image); without, the
+   * same ones in every box (so an extra box adds only its upper and overlay).
+   */
+  async boxes({ lib, store: dir, files, count, spread }) {
     const { openStore } = await import(lib);
     const L = layout(files);
     const base = memNow();
@@ -171,14 +183,14 @@ const tasks = {
     const boxes = [];
     for (let i = 0; i < count; i++) {
       const box = await store.openBox(`many-${i}`);
-      // Touch: stat and read a few files across the tree, write one small file.
+      const j = spread ? i : 0;
       for (let k = 0; k < 4; k++) {
-        const p = '/' + L.file((i * 7919 + k * 104729) % files);
+        const p = '/' + L.file((j * 7919 + k * 104729) % files);
         box.fs.stat(p);
         box.fs.readFile(p);
       }
-      box.fs.readdir('/' + L.leafDir(i % L.leaves));
-      box.fs.writeFile(`/${L.leafDir((i * 13) % L.leaves)}/note-${i}.txt`, `box ${i}\n`);
+      box.fs.readdir('/' + L.leafDir((j * 31) % L.leaves));
+      box.fs.writeFile(`/${L.leafDir((j * 13) % L.leaves)}/note-${i}.txt`, `box ${i}\n`);
       boxes.push(box);
       if (i === 0 || i === count - 1) out.push({ boxes: i + 1, ...memDelta(base) });
     }
@@ -253,41 +265,50 @@ export async function scaleBench(root = DEFAULT_ROOT, { quick = false, log = (s)
       mount.push({
         files: n, ms: ms(b.ms), heapMiB: mib(b.heap), rssMiB: mib(b.rss),
         storeOpenMs: ms(b.storeMs), boxOpenMs: ms(b.boxMs), firstAccessMs: ms(b.accessMs),
+        storeHeapMiB: mib(b.storeHeap), boxHeapMiB: mib(b.boxHeap),
         heapUsedMiB: mib(b.heapUsed), externalMiB: mib(b.external), arrayBuffersMiB: mib(b.arrayBuffers),
         tableBytes: built[n].tableBytes, storeBytes: diskBytes(stores[n]),
       });
     }
 
-    // c) many boxes over the biggest image, and over the smallest one for the per-upper cost.
+    // c) many boxes over the biggest image.
     log(`${boxCount} boxes over the ${big}-file image...`);
-    for (const n of new Set([small, big])) await createBoxes(lib, stores[n], boxCount);
-    const boxRuns = (n) => {
+    await createBoxes(lib, stores[big], boxCount);
+    // A tiny image (one directory of files, same depth) for the cost of an upper alone.
+    const tinyFiles = FILES_PER_DIR;
+    stores.tiny = join(tmp, 'img-tiny');
+    await buildImage(lib, stores.tiny, tinyFiles);
+    await createBoxes(lib, stores.tiny, boxCount);
+    const boxRuns = (spread, store = stores[big], files = big) => {
       const runs = [];
-      for (let r = 0; r < REPS; r++) runs.push(runChild(lib, { kind: 'boxes', store: stores[n], files: n, count: boxCount }));
+      for (let r = 0; r < REPS; r++) runs.push(runChild(lib, { kind: 'boxes', store, files, count: boxCount, spread }));
       return runs[0].map((row, i) => best(runs.map((x) => x[i])));
     };
-    const bigRows = boxRuns(big);
-    const smallRows = boxRuns(small);
+    const spreadRows = boxRuns(true);
+    const sameRows = boxRuns(false);
+    const tinyRows = boxRuns(false, stores.tiny, tinyFiles);
     const at = (rows, k) => rows.find((r) => r.boxes === k);
-    const boxes = bigRows.map((r) => ({ boxes: r.boxes, imageFiles: big, heapMiB: mib(r.heap), rssMiB: mib(r.rss) }));
-    // One image + ten uppers: what one box costs over the big image, plus nine more
-    // uppers; an upper's cost is what each extra box adds over the small image
-    // (there the shared image is negligible, so it is the upper and overlay alone).
-    const perUpper = {
-      heap: (at(smallRows, boxCount).heap - at(smallRows, 1).heap) / (boxCount - 1),
-      rss: (at(smallRows, boxCount).rss - at(smallRows, 1).rss) / (boxCount - 1),
-    };
-    const measuredPerBox = {
-      heap: (at(bigRows, boxCount).heap - at(bigRows, 1).heap) / (boxCount - 1),
-      rss: (at(bigRows, boxCount).rss - at(bigRows, 1).rss) / (boxCount - 1),
-    };
+    const boxes = [
+      ...spreadRows.map((r) => ({ boxes: r.boxes, imageFiles: big, touch: 'different files per box', heapMiB: mib(r.heap), rssMiB: mib(r.rss) })),
+      ...sameRows.filter((r) => r.boxes > 0).map((r) => ({ boxes: r.boxes, imageFiles: big, touch: 'same files in every box', heapMiB: mib(r.heap), rssMiB: mib(r.rss) })),
+    ];
+    // One image + ten uppers: one box over the big image (the image mounted, plus one
+    // upper) plus nine more uppers. An upper's cost is measured apart from the big image:
+    // what each extra box adds over a tiny image, with the same touches in every box
+    // (there the image is negligible and loaded once, so the rest is the box's upper and
+    // overlay). If boxes did not share the big image, ten of them would cost far more.
+    const perExtra = (rows) => ({ heap: (at(rows, boxCount).heap - at(rows, 1).heap) / (boxCount - 1), rss: (at(rows, boxCount).rss - at(rows, 1).rss) / (boxCount - 1) });
+    const perUpper = perExtra(tinyRows);
+    const perSame = perExtra(sameRows);
+    const perSpread = perExtra(spreadRows);
     const estimate = {
       boxes: boxCount, imageFiles: big,
-      heapMiB: mib(at(bigRows, 1).heap + (boxCount - 1) * perUpper.heap),
-      rssMiB: mib(at(bigRows, 1).rss + (boxCount - 1) * perUpper.rss),
+      heapMiB: mib(at(spreadRows, 1).heap + (boxCount - 1) * perUpper.heap),
+      rssMiB: mib(at(spreadRows, 1).rss + (boxCount - 1) * perUpper.rss),
       perUpperHeapMiB: mib(perUpper.heap), perUpperRssMiB: mib(perUpper.rss),
-      measuredPerExtraBoxHeapMiB: mib(measuredPerBox.heap), measuredPerExtraBoxRssMiB: mib(measuredPerBox.rss),
-      method: `memory of 1 box over the ${big}-file image + ${boxCount - 1} x the per-upper cost, where the per-upper cost is (memory of ${boxCount} boxes - memory of 1 box) / ${boxCount - 1} over the ${small}-file image with the same touches (stat/read 4 files, readdir 1 directory, write 1 small file per box)`,
+      perExtraBoxSameHeapMiB: mib(perSame.heap), perExtraBoxSameRssMiB: mib(perSame.rss),
+      perExtraBoxSpreadHeapMiB: mib(perSpread.heap), perExtraBoxSpreadRssMiB: mib(perSpread.rss),
+      method: `memory of 1 box over the ${big}-file image (touching its files) + ${boxCount - 1} x the per-upper cost; per-upper cost = (memory of ${boxCount} boxes - memory of 1 box) / ${boxCount - 1} over a ${tinyFiles}-file image of the same depth, every box making the same touches (stat and read 4 files, list 1 directory, write 1 small file), so the image there is negligible and what is left is a box's upper and overlay`,
     };
 
     // b) commit: over the biggest and the smallest image.
@@ -305,12 +326,12 @@ export async function scaleBench(root = DEFAULT_ROOT, { quick = false, log = (s)
     notes.push(`Best of ${REPS} for every number (each field's minimum on its own). Mount: a fresh \`node --expose-gc\` process per run; time = openStore + openBox + stat and read of one file ${DEPTH + 2} directories deep; memory = delta after global.gc() from a baseline taken after the library was loaded.`);
     notes.push('heapMiB = heapUsed + external. Node counts arrayBuffers inside external, so it is not added again (the JSON keeps heapUsed, external and arrayBuffers separately for the mount rows).');
     notes.push(`Images: ~${FILES_PER_DIR} files per leaf directory, ${DEPTH} directory levels under usr/lib, one small distinct file (one chunk) each; one store per image size. Build (not timed in the tables): ${sizes.map((n) => `${n} files ${ms(built[n].buildMs)} ms`).join(', ')}.`);
-    notes.push(`Mount ${sizes[0]} -> ${big} files (${big / sizes[0]}x): time x${growth(mount, 'ms').toFixed(1)}, heap x${growth(mount, 'heapMiB').toFixed(1)}; store open ${mount[0].storeOpenMs} -> ${mount.at(-1).storeOpenMs} ms, box open ${mount[0].boxOpenMs} -> ${mount.at(-1).boxOpenMs} ms; layer table ${mib(mount[0].tableBytes)} -> ${mib(mount.at(-1).tableBytes)} MiB.`);
+    notes.push(`Mount ${sizes[0]} -> ${big} files (${big / sizes[0]}x): time x${growth(mount, 'ms').toFixed(1)}, heap x${growth(mount, 'heapMiB').toFixed(1)}. Split: opening the store ${mount[0].storeOpenMs} -> ${mount.at(-1).storeOpenMs} ms and ${mount[0].storeHeapMiB} -> ${mount.at(-1).storeHeapMiB} MiB (${Math.round((mount.at(-1).storeHeapMiB * MiB) / big)} B per file of the ${big}-file image, which has one chunk per file); opening the box and the first access ${ms(mount[0].boxOpenMs + mount[0].firstAccessMs)} -> ${ms(mount.at(-1).boxOpenMs + mount.at(-1).firstAccessMs)} ms and ${mount[0].boxHeapMiB} -> ${mount.at(-1).boxHeapMiB} MiB; the layer table on disk is ${mib(mount[0].tableBytes)} -> ${mib(mount.at(-1).tableBytes)} MiB. Times exclude the garbage collection run between the two parts to measure them.`);
     const c = (img, n) => commit.find((r) => r.imageFiles === img && r.changes === n);
     for (const n of changes) notes.push(`Commit of ${n} change(s): ${c(small, n).ms} ms / ${c(small, n).bytes} B over ${small} files vs ${c(big, n).ms} ms / ${c(big, n).bytes} B over ${big} files.`);
     notes.push(`Changes: half modifications of existing files, half new files beside them, in the first directories of the tree (about ${FILES_PER_DIR} per directory), the same change set over every image${Math.ceil(changes.at(-1) / 2) > small ? `; over the ${small}-file image, ${changes.at(-1)} changes are ${small} modifications and ${changes.at(-1) - small} new files` : ''}.`);
     notes.push(`Commit: the box is flushed first (not timed), so the commit's bytes are the new layer table, image manifest and refs; the changed files' chunks were written by the flush (flushBytes). ms is box.commit() alone.`);
-    notes.push(`Boxes: ${boxCount} boxes over the ${big}-file image measured ${at(bigRows, boxCount) ? mib(at(bigRows, boxCount).heap) : '?'} MiB heap vs an estimate of ${estimate.heapMiB} MiB for one image + ${boxCount} uppers; each extra box added ${estimate.measuredPerExtraBoxHeapMiB} MiB heap over the ${big}-file image vs ${estimate.perUpperHeapMiB} MiB over the ${small}-file image. Estimate: ${estimate.method}.`);
+    notes.push(`Boxes: ${boxCount} boxes over the ${big}-file image: ${mib(at(spreadRows, boxCount).heap)} MiB heap+external touching different files per box, ${mib(at(sameRows, boxCount).heap)} MiB touching the same files, vs ${estimate.heapMiB} MiB estimated for one image + ${boxCount} uppers (${mib(at(spreadRows, 1).heap)} MiB for 1 box + ${boxCount - 1} x ${estimate.perUpperHeapMiB} MiB per upper). Each extra box added ${estimate.perExtraBoxSameHeapMiB} MiB when it touched the same files as the others, ${estimate.perExtraBoxSpreadHeapMiB} MiB when it touched other files: the difference is what the engine keeps of the shared image's lazily loaded parts, which grows with how much of the image the boxes have touched, not with the number of boxes. The 0-box row is the store opened alone. Estimate: ${estimate.method}.`);
     notes.push('RSS deltas are coarse (the allocator keeps freed pages); a background load on the machine affects the times.');
 
     const result = {
@@ -337,20 +358,21 @@ export async function scaleBench(root = DEFAULT_ROOT, { quick = false, log = (s)
 export function scaleMarkdown(s) {
   const out = [];
   out.push('### Mount (open store + open box + first stat/read)', '');
-  out.push('| files | ms | store open ms | box open ms | first access ms | heap+external MiB | RSS MiB | layer table MiB |');
-  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of s.mount) out.push(`| ${r.files} | ${r.ms} | ${r.storeOpenMs ?? ''} | ${r.boxOpenMs ?? ''} | ${r.firstAccessMs ?? ''} | ${r.heapMiB} | ${r.rssMiB} | ${r.tableBytes !== undefined ? mib(r.tableBytes) : ''} |`);
+  out.push('| files | ms | store open ms | box open ms | first access ms | heap+external MiB | of it: store MiB | of it: box MiB | RSS MiB | layer table MiB |');
+  out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const v = (x) => (x === undefined ? '' : x);
+  for (const r of s.mount) out.push(`| ${r.files} | ${r.ms} | ${v(r.storeOpenMs)} | ${v(r.boxOpenMs)} | ${v(r.firstAccessMs)} | ${r.heapMiB} | ${v(r.storeHeapMiB)} | ${v(r.boxHeapMiB)} | ${r.rssMiB} | ${r.tableBytes !== undefined ? mib(r.tableBytes) : ''} |`);
   out.push('', '### Commit (after a flush)', '');
   out.push('| image files | changes | commit ms | commit bytes | flush ms | flush bytes |');
   out.push('| ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const r of s.commit) out.push(`| ${r.imageFiles} | ${r.changes} | ${r.ms} | ${r.bytes} | ${r.flushMs ?? ''} | ${r.flushBytes ?? ''} |`);
   out.push('', '### Boxes over one image', '');
-  out.push('| boxes | image files | heap+external MiB | RSS MiB |');
-  out.push('| ---: | ---: | ---: | ---: |');
-  for (const r of s.boxes) out.push(`| ${r.boxes} | ${r.imageFiles ?? ''} | ${r.heapMiB} | ${r.rssMiB} |`);
+  out.push('| boxes | image files | touches | heap+external MiB | RSS MiB |');
+  out.push('| ---: | ---: | --- | ---: | ---: |');
+  for (const r of s.boxes) out.push(`| ${r.boxes} | ${v(r.imageFiles)} | ${r.boxes === 0 ? 'store open, no box' : v(r.touch)} | ${r.heapMiB} | ${r.rssMiB} |`);
   if (s.boxesEstimate) {
     const e = s.boxesEstimate;
-    out.push(`| ${e.boxes} (estimate: one image + ${e.boxes} uppers) | ${e.imageFiles} | ${e.heapMiB} | ${e.rssMiB} |`);
+    out.push(`| ${e.boxes} | ${e.imageFiles} | estimate: one image + ${e.boxes} uppers | ${e.heapMiB} | ${e.rssMiB} |`);
   }
   return out.join('\n');
 }
@@ -364,14 +386,18 @@ if (process.argv[1] && resolve(process.argv[1]) === SELF) {
     const r = await tasks[task.kind](task);
     process.stdout.write(JSON.stringify(r) + '\n');
   } else {
+    // --quick: smaller sizes, for a smoke test; prints the tables and writes a file only with --out.
     const quick = argv.includes('--quick');
+    const outArg = argv.indexOf('--out');
+    const outFile = outArg >= 0 && argv[outArg + 1] ? resolve(argv[outArg + 1]) : quick ? null : join(DEFAULT_ROOT, 'bench/results/scale.json');
     const t0 = now();
     const s = await scaleBench(DEFAULT_ROOT, { quick });
     console.log(scaleMarkdown(s));
     console.log('\nNotes:\n' + s.notes.map((n) => `- ${n}`).join('\n'));
-    const out = join(DEFAULT_ROOT, 'bench/results');
-    mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, quick ? 'scale-quick.json' : 'scale.json'), JSON.stringify(s, null, 2) + '\n');
-    console.log(`\n${quick ? 'quick ' : ''}scale bench took ${((now() - t0) / 1000).toFixed(1)} s; wrote bench/results/${quick ? 'scale-quick.json' : 'scale.json'}`);
+    if (outFile) {
+      mkdirSync(dirname(outFile), { recursive: true });
+      writeFileSync(outFile, JSON.stringify(s, null, 2) + '\n');
+    }
+    console.log(`\n${quick ? 'quick ' : ''}scale bench took ${((now() - t0) / 1000).toFixed(1)} s${outFile ? `; wrote ${outFile.startsWith(DEFAULT_ROOT + '/') ? outFile.slice(DEFAULT_ROOT.length + 1) : outFile}` : ''}`);
   }
 }
