@@ -10,12 +10,22 @@ export type Hasher = (data: Uint8Array) => Uint8Array;
 /** The portable hasher (pure JS). */
 export const defaultHasher: Hasher = (data) => sha256(data);
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
+const HEX_CODES = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+
+/** Lowercase hex. Built from char codes in one go: a flat string, not a rope of pieces (digests are kept by the 100k). */
 export function toHex(bytes: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]!];
-  return s;
+  if (bytes.length > 4096) {
+    const parts: string[] = [];
+    for (let i = 0; i < bytes.length; i += 4096) parts.push(toHex(bytes.subarray(i, i + 4096)));
+    return parts.join('');
+  }
+  const codes = new Array<number>(bytes.length * 2);
+  for (let i = 0; i < bytes.length; i++) {
+    codes[2 * i] = HEX_CODES[bytes[i]! >> 4]!;
+    codes[2 * i + 1] = HEX_CODES[bytes[i]! & 15]!;
+  }
+  return String.fromCharCode(...codes);
 }
 
 export function fromHex(hex: string): Uint8Array {

@@ -44,7 +44,7 @@ describe('copy-up cost', () => {
         return `chunk:${b.size}`;
       }
     }));
-    expect(kinds.sort()).toEqual([`chunk:${64 * 1024}`, 'upper']);
+    expect([...kinds].sort()).toEqual([`chunk:${64 * 1024}`, 'upper']);
     const upperTable = added.find((_, i) => kinds[i] === 'upper')!;
     expect(upperTable.size).toBeLessThan(1600 * 34 + 4096);
 

@@ -9,7 +9,10 @@ const STORE_FILE = 'layerbox-store.json';
 const STORE_MAGIC = 'layerbox-store';
 const REFS_MAGIC = 'layerbox-refs';
 const PACK_MAGIC = Buffer.from('LBXPACK\0', 'latin1');
+/** Footer magic of a pack whose index is in insertion order (older packs: sorted when loaded). */
 const INDEX_MAGIC = Buffer.from('LBXPIDX\0', 'latin1');
+/** Footer magic of a pack whose index is sorted by digest (what this layerbox writes). */
+const SORTED_INDEX_MAGIC = Buffer.from('LBXPIDS\0', 'latin1');
 const HEADER = 12; // magic + u32 version
 const FOOTER = 16; // u64 index offset + magic
 const ENTRY = 48; // 32 digest bytes + u64 offset + u64 length
@@ -51,8 +54,92 @@ function readExact(fd: number, offset: number, length: number): Uint8Array {
   return out;
 }
 
+/**
+ * The index of one pack, kept as its raw 48-byte entries sorted by digest:
+ * lookups are binary searches, and memory is 48 bytes per blob, with no
+ * object per blob (a store of 100k blobs opens in milliseconds).
+ */
+class PackIndex {
+  private total = -1;
+  private constructor(private buf: Buffer, readonly count: number, private dataEnd: number, private bad: (why: string) => LayerboxError) {}
+
+  /**
+   * From an index as stored (u32 count, then entries). A sorted index is used
+   * as it is (nothing per entry is read now; an entry is checked when used);
+   * an older, unsorted one is checked and sorted here.
+   */
+  static parse(index: Buffer, dataEnd: number, sorted: boolean, bad: (why: string) => LayerboxError): PackIndex {
+    const count = index.readUInt32LE(0);
+    if (index.length !== 4 + count * ENTRY) throw bad(`index of ${count} entries has the wrong length (${index.length} bytes)`);
+    let buf = index.subarray(4);
+    if (!sorted) {
+      const order = Array.from({ length: count }, (_, i) => i).sort((a, b) => compareKeys(buf, a * ENTRY, buf, b * ENTRY));
+      const out = Buffer.alloc(count * ENTRY);
+      order.forEach((from, i) => buf.copy(out, i * ENTRY, from * ENTRY, from * ENTRY + ENTRY));
+      buf = out;
+    }
+    return new PackIndex(buf, count, dataEnd, bad);
+  }
+
+  /** Entries as stored: sorted by digest, the same bytes for the same blobs at the same offsets. */
+  static encode(entries: PackEntry[]): Buffer {
+    const keyed = entries.map((e) => ({ key: Buffer.from(digestBytes(e.digest)), e })).sort((a, b) => a.key.compare(b.key));
+    const index = Buffer.alloc(4 + entries.length * ENTRY);
+    index.writeUInt32LE(entries.length, 0);
+    keyed.forEach(({ key, e }, i) => {
+      const p = 4 + i * ENTRY;
+      key.copy(index, p);
+      index.writeBigUInt64LE(BigInt(e.offset), p + 32);
+      index.writeBigUInt64LE(BigInt(e.length), p + 40);
+    });
+    return index;
+  }
+
+  private at(i: number): { offset: number; length: number } {
+    const p = i * ENTRY;
+    const offset = Number(this.buf.readBigUInt64LE(p + 32)), length = Number(this.buf.readBigUInt64LE(p + 40));
+    if (offset < HEADER || offset + length > this.dataEnd) throw this.bad(`entry ${i} lies outside the data area`);
+    return { offset, length };
+  }
+
+  find(key: Uint8Array): { offset: number; length: number } | null {
+    let lo = 0, hi = this.count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = compareKeys(this.buf, mid * ENTRY, key, 0);
+      if (c === 0) return this.at(mid);
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return null;
+  }
+
+  /** Bytes of all its blobs. */
+  get bytes(): number {
+    if (this.total < 0) {
+      let n = 0;
+      for (let i = 0; i < this.count; i++) n += this.at(i).length;
+      this.total = n;
+    }
+    return this.total;
+  }
+
+  *entries(): Generator<PackEntry> {
+    for (let i = 0; i < this.count; i++) yield { digest: digestFromBytes(this.buf.subarray(i * ENTRY, i * ENTRY + 32)), ...this.at(i) };
+  }
+}
+
+/** Orders two 32-byte digests in place (no Buffer.compare: its offset checks cost more than the comparison). */
+function compareKeys(a: Uint8Array, ai: number, b: Uint8Array, bi: number): number {
+  for (let k = 0; k < 32; k++) {
+    const d = a[ai + k]! - b[bi + k]!;
+    if (d) return d;
+  }
+  return 0;
+}
+
 /** Reads a pack's header, footer and index (never its data); throws a LayerboxError naming the pack if any is wrong. */
-function readPackIndex(file: string, fd: number): { entries: PackEntry[]; indexHash: string } {
+function readPackIndex(file: string, fd: number, withHash = false): { index: PackIndex; indexHash: string } {
   const where = `packs/${path.basename(file)}`;
   const size = fs.fstatSync(fd).size;
   const bad = (why: string) => new LayerboxError(`pack ${where} is broken: ${why}`);
@@ -62,19 +149,12 @@ function readPackIndex(file: string, fd: number): { entries: PackEntry[]; indexH
   const version = head.readUInt32LE(8);
   if (version !== 1) throw bad(`unknown pack version ${version} (this layerbox reads version 1)`);
   const foot = Buffer.from(readExact(fd, size - FOOTER, FOOTER));
-  if (!foot.subarray(8).equals(INDEX_MAGIC)) throw bad('bad footer magic (truncated or not a layerbox pack)');
+  const sorted = foot.subarray(8).equals(SORTED_INDEX_MAGIC);
+  if (!sorted && !foot.subarray(8).equals(INDEX_MAGIC)) throw bad('bad footer magic (truncated or not a layerbox pack)');
   const indexOffset = Number(foot.readBigUInt64LE(0));
   if (indexOffset < HEADER || indexOffset > size - FOOTER - 4) throw bad(`index offset ${indexOffset} out of range`);
-  const index = Buffer.from(readExact(fd, indexOffset, size - FOOTER - indexOffset));
-  const count = index.readUInt32LE(0);
-  if (index.length !== 4 + count * ENTRY) throw bad(`index of ${count} entries has the wrong length (${index.length} bytes)`);
-  const entries: PackEntry[] = [];
-  for (let i = 0, p = 4; i < count; i++, p += ENTRY) {
-    const offset = Number(index.readBigUInt64LE(p + 32)), length = Number(index.readBigUInt64LE(p + 40));
-    if (offset < HEADER || offset + length > indexOffset) throw bad(`entry ${i} lies outside the data area`);
-    entries.push({ digest: digestFromBytes(index.subarray(p, p + 32)), offset, length });
-  }
-  return { entries, indexHash: sha256(index).toString('hex') };
+  const raw = Buffer.from(readExact(fd, indexOffset, size - FOOTER - indexOffset));
+  return { index: PackIndex.parse(raw, indexOffset, sorted, bad), indexHash: withHash ? sha256(raw).toString('hex') : '' };
 }
 
 /**
@@ -85,9 +165,8 @@ function readPackIndex(file: string, fd: number): { entries: PackEntry[]; indexH
  */
 export class DirBackend implements Backend {
   readonly kind = 'dir';
-  private index = new Map<Digest, Loc>();
-  /** Entries of every loaded pack, by file name: the index is rebuilt from these. */
-  private packs = new Map<string, PackEntry[]>();
+  /** The index of every loaded pack, by file name. */
+  private packs = new Map<string, PackIndex>();
   /** Packs that failed to load: not re-read on every rescan; `verify` reports them. */
   private broken = new Set<string>();
   private fds = new Map<string, number>();
@@ -106,15 +185,34 @@ export class DirBackend implements Backend {
     for (const name of this.packs.keys()) if (!names.has(name)) this.forget(name);
     for (const name of names) {
       if (this.packs.has(name) || this.broken.has(name)) continue;
-      try { this.packs.set(name, readPackIndex(this.p('packs', name), this.fd(name)).entries); } catch (e) {
+      try { this.packs.set(name, readPackIndex(this.p('packs', name), this.fd(name)).index); } catch (e) {
         if (errCode(e) === 'ENOENT') continue; // removed by a gc while we looked
         if (!(e instanceof LayerboxError)) throw e;
         this.broken.add(name);
         this.forget(name);
       }
     }
-    this.index.clear();
-    for (const [pack, entries] of this.packs) for (const e of entries) this.index.set(e.digest, { pack, offset: e.offset, length: e.length });
+  }
+
+  /** Where a blob is stored, or null. */
+  private locate(digest: Digest): Loc | null {
+    const key = digestBytes(digest);
+    for (const [pack, index] of this.packs) {
+      const at = index.find(key);
+      if (at) return { pack, ...at };
+    }
+    return null;
+  }
+
+  /** Every stored blob once (the first pack holding it). */
+  private *allBlobs(): Generator<Loc & { digest: Digest }> {
+    const seen = new Set<Digest>();
+    for (const [pack, index] of this.packs)
+      for (const e of index.entries()) {
+        if (seen.has(e.digest)) continue;
+        seen.add(e.digest);
+        yield { pack, ...e };
+      }
   }
 
   private forget(name: string): void {
@@ -252,15 +350,8 @@ export class DirBackend implements Backend {
         await add(data);
       }
       const indexOffset = pos + bufferedBytes;
-      const index = Buffer.alloc(4 + entries.length * ENTRY);
-      index.writeUInt32LE(entries.length, 0);
-      entries.forEach((e, i) => {
-        const p = 4 + i * ENTRY;
-        index.set(digestBytes(e.digest), p);
-        index.writeBigUInt64LE(BigInt(e.offset), p + 32);
-        index.writeBigUInt64LE(BigInt(e.length), p + 40);
-      });
-      const foot = Buffer.alloc(FOOTER); foot.writeBigUInt64LE(BigInt(indexOffset), 0); INDEX_MAGIC.copy(foot, 8);
+      const index = PackIndex.encode(entries);
+      const foot = Buffer.alloc(FOOTER); foot.writeBigUInt64LE(BigInt(indexOffset), 0); SORTED_INDEX_MAGIC.copy(foot, 8);
       await add(index); await add(foot); await flush();
       await fh.sync();
       await fh.close();
@@ -269,8 +360,7 @@ export class DirBackend implements Backend {
       fs.renameSync(tmp, this.p('packs', name));
       fsyncDir(this.p('packs'));
       this.broken.delete(name);
-      this.packs.set(name, entries);
-      for (const e of entries) this.index.set(e.digest, { pack: name, offset: e.offset, length: e.length });
+      this.packs.set(name, PackIndex.parse(index, indexOffset, true, (why) => new LayerboxError(`pack packs/${name} is broken: ${why}`)));
       return { name, entries };
     } catch (e) {
       await fh.close().catch(() => {});
@@ -280,7 +370,7 @@ export class DirBackend implements Backend {
   }
 
   hasBlob(digest: Digest): boolean {
-    return this.index.has(digest);
+    return this.locate(digest) !== null;
   }
 
   async getBlob(digest: Digest): Promise<Uint8Array> {
@@ -288,7 +378,7 @@ export class DirBackend implements Backend {
   }
 
   readBlobSync(digest: Digest): Uint8Array {
-    let loc = this.index.get(digest);
+    let loc = this.locate(digest);
     let data: Uint8Array | undefined;
     try { if (loc) data = this.readRaw(loc); } catch (e) {
       if (errCode(e) !== 'ENOENT') throw e instanceof LayerboxError ? new LayerboxError(`blob ${digest} cannot be read: ${e.message} (in packs/${loc!.pack})`) : e;
@@ -296,7 +386,7 @@ export class DirBackend implements Backend {
     if (!data) {
       // Missing, or its pack was rewritten by another process's gc: look at packs/ again before failing.
       this.rescan();
-      loc = this.index.get(digest);
+      loc = this.locate(digest);
       if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}`);
       data = this.readRaw(loc);
     }
@@ -306,7 +396,7 @@ export class DirBackend implements Backend {
 
   async putBlobs(blobs: ReadonlyArray<{ digest: Digest; data: Uint8Array }>): Promise<void> {
     const fresh = new Map<Digest, Uint8Array>();
-    for (const { digest, data } of blobs) if (!this.index.has(digest) && !fresh.has(digest)) fresh.set(digest, data);
+    for (const { digest, data } of blobs) if (!fresh.has(digest) && !this.hasBlob(digest)) fresh.set(digest, data);
     if (fresh.size) {
       await this.writePack([...fresh].map(([digest, data]) => ({ digest, data })));
       this.publishPackList();
@@ -340,7 +430,7 @@ export class DirBackend implements Backend {
   }
 
   async listBlobs(): Promise<Array<{ digest: Digest; size: number }>> {
-    return [...this.index].map(([digest, l]) => ({ digest, size: l.length }));
+    return [...this.allBlobs()].map((b) => ({ digest: b.digest, size: b.length }));
   }
 
   /**
@@ -352,14 +442,13 @@ export class DirBackend implements Backend {
     this.rescan();
     const dead = new Set<Digest>();
     let bytes = 0;
-    for (const [d, l] of this.index) if (!keep(d)) { dead.add(d); bytes += l.length; }
-    const packBytes = (entries: PackEntry[]) => entries.reduce((n, e) => n + e.length, 0);
-    const small = [...this.packs].filter(([, entries]) => packBytes(entries) < SMALL_PACK);
-    const rewrite = [...this.packs].filter(([, entries]) => entries.some((e) => dead.has(e.digest)) || (small.length > 1 && packBytes(entries) < SMALL_PACK));
+    for (const b of this.allBlobs()) if (!keep(b.digest)) { dead.add(b.digest); bytes += b.length; }
+    const small = [...this.packs].filter(([, index]) => index.bytes < SMALL_PACK);
+    const rewrite = [...this.packs].filter(([, index]) => [...index.entries()].some((e) => dead.has(e.digest)) || (small.length > 1 && index.bytes < SMALL_PACK));
     if (rewrite.length) {
       const seen = new Set<Digest>();
       const live: Array<{ digest: Digest; pack: string; offset: number; length: number }> = [];
-      for (const [name, entries] of rewrite) for (const e of entries) if (!dead.has(e.digest) && !seen.has(e.digest)) { seen.add(e.digest); live.push({ pack: name, ...e }); }
+      for (const [name, index] of rewrite) for (const e of index.entries()) if (!dead.has(e.digest) && !seen.has(e.digest)) { seen.add(e.digest); live.push({ pack: name, ...e }); }
       // Live blobs are copied as stored bytes, unverified: a corrupt one stays corrupt (and reported by verify)
       // rather than blocking every gc. The new pack is durable before the old ones go.
       const fresh = live.length ? (await this.writePack((function* (self) { for (const l of live) yield { digest: l.digest, data: self.readRaw(l) }; })(this))).name : null;
@@ -384,9 +473,9 @@ export class DirBackend implements Backend {
       if (!PACK_NAME.test(name)) { out.push({ where, problem: 'unexpected file (not a pack)' }); continue; }
       const fd = fs.openSync(this.p('packs', name), 'r');
       try {
-        const { entries, indexHash } = readPackIndex(this.p('packs', name), fd);
+        const { index, indexHash } = readPackIndex(this.p('packs', name), fd, true);
         if (`${indexHash}.pack` !== name) out.push({ where, problem: `pack name does not match the sha256 of its index (${indexHash})` });
-        for (const e of entries) {
+        for (const e of index.entries()) {
           if (digestFromBytes(sha256(readExact(fd, e.offset, e.length))) !== e.digest) out.push({ digest: e.digest, where, problem: 'content does not match its digest' });
         }
       } catch (e) {
@@ -399,10 +488,10 @@ export class DirBackend implements Backend {
   }
 
   async stats(): Promise<BackendStats> {
-    let bytes = 0;
-    for (const l of this.index.values()) bytes += l.length;
+    let bytes = 0, blobs = 0;
+    for (const b of this.allBlobs()) { bytes += b.length; blobs++; }
     const count = (dir: string): number => fs.readdirSync(dir, { withFileTypes: true }).reduce((n, d) => n + (d.isDirectory() ? count(path.join(dir, d.name)) : 1), 0);
-    return { blobs: this.index.size, bytes, files: count(this.location) };
+    return { blobs, bytes, files: count(this.location) };
   }
 
   async close(): Promise<void> {

@@ -34,6 +34,8 @@ export interface FileNode extends NodeBase {
   nlink: number;
   /** Lower nodes: the names this inode has in its own layer (a hard-link group has several). */
   paths: string[];
+  /** Upper copies of a lower leaf: that leaf (the image's version), once known. */
+  base?: Leaf | null;
 }
 
 export interface SymlinkNode extends NodeBase {
@@ -41,6 +43,7 @@ export interface SymlinkNode extends NodeBase {
   target: string;
   nlink: number;
   paths: string[];
+  base?: Leaf | null;
 }
 
 export interface DirNode extends NodeBase {

@@ -143,27 +143,34 @@ export class Overlay {
   recount(): void {
     let upperBytes = 0, files = 0;
     const seen = new Set<Leaf>();
-    const walk = (d: DirNode): void => {
-      for (const n of d.children.values()) {
+    const walk = (d: DirNode, path: string): void => {
+      for (const [name, n] of d.children) {
         if (n.kind === 'whiteout') continue;
         if (n.kind === 'dir') {
           if (n.ino >= UPPER_INO_BASE) files++;
-          walk(n);
+          walk(n, joinPath(path, name));
         } else if (!seen.has(n)) {
           seen.add(n);
+          this.guessBase(n, joinPath(path, name));
           files += this.leafFiles(n, n.nlink);
           if (n.kind === 'file' && n.nlink > 0) upperBytes += this.fileBytes(n);
         }
       }
     };
-    if (this.upper.root) walk(this.upper.root);
+    if (this.upper.root) walk(this.upper.root, '');
     this.used = { upperBytes, files };
   }
 
-  /** The image's version of a leaf (itself for a lower leaf, null for one the upper created). */
+  /**
+   * The image's version of a leaf (itself for a lower leaf, null for one the
+   * upper created). Copies know it from their copy-up, or from `recount` on
+   * mount (by the path they have); only a copy found nowhere else makes the
+   * lower layers be walked, once.
+   */
   private baseOf(l: Leaf): Leaf | null {
     if (l.layer !== UPPER) return l;
     if (l.ino >= UPPER_INO_BASE) return null;
+    if (l.base !== undefined) return l.base;
     if (!this.lowerIndex) {
       const index = new Map<number, Leaf>();
       const walk = (d: DirNode): void => {
@@ -175,7 +182,19 @@ export class Overlay {
       for (const l of this.lowers) walk(l.root);
       this.lowerIndex = index;
     }
-    return this.lowerIndex.get(l.ino) ?? null;
+    return (l.base = this.lowerIndex.get(l.ino) ?? null);
+  }
+
+  /** Finds the image's version of an upper copy through the path it has now (usually its old one). */
+  private guessBase(l: Leaf, path: string): void {
+    if (l.layer !== UPPER || l.ino >= UPPER_INO_BASE || l.base !== undefined) return;
+    let hit: Hit = null;
+    try {
+      hit = this.lowerLookup(path);
+    } catch {
+      return;
+    }
+    if (hit?.leaf && hit.leaf.ino === l.ino) l.base = hit.leaf;
   }
 
   /** Entries a leaf with `nlink` names adds over the image: its names, less the image's own for a copied-up leaf. */
@@ -444,6 +463,7 @@ export class Overlay {
     const done = this.copies.get(leaf.ino);
     if (done) return done;
     const copy = cloneLeaf(leaf);
+    copy.base = leaf;
     for (const p of leaf.paths) {
       const m = this.toMerged(leaf.layer, p);
       if (m === null || m === '') continue;
@@ -777,6 +797,7 @@ export class Overlay {
   /** A copy of a single-name lower leaf that is about to move (its old name becomes a whiteout). */
   private detachedCopy(leaf: Leaf): Leaf {
     const copy = cloneLeaf(leaf);
+    copy.base = leaf;
     copy.nlink = 1;
     this.copies.set(leaf.ino, copy);
     return copy;

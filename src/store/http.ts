@@ -68,7 +68,8 @@ export class HttpBackend implements Backend {
       if (!/^[0-9a-f]{64}\.pack$/.test(name)) throw new LayerboxError(`bad pack name in packs.json: ${name}`);
       const foot = await this.get(`packs/${name}`, '-16');
       const view = new DataView(foot.buffer, foot.byteOffset, 16);
-      if (fromUtf8(foot.subarray(8)) !== 'LBXPIDX\0') throw new LayerboxError(`packs/${name}: bad footer (not a layerbox pack)`);
+      const magic = fromUtf8(foot.subarray(8));
+      if (magic !== 'LBXPIDX\0' && magic !== 'LBXPIDS\0') throw new LayerboxError(`packs/${name}: bad footer (not a layerbox pack)`);
       const indexOffset = Number(view.getBigUint64(0, true));
       const idx = await this.get(`packs/${name}`, `${indexOffset}-`);
       const body = idx.subarray(0, idx.length - 16);
