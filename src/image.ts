@@ -63,15 +63,32 @@ export function decodeImage(bytes: Uint8Array, what: string): ImageManifest {
   }
   if (doc?.magic !== MAGIC) throw new LayerboxError(`${what}: not an image manifest`);
   if (doc.version !== VERSION) throw new LayerboxError(`${what}: unsupported image manifest version ${doc.version} (this layerbox reads ${VERSION})`);
-  if (!Array.isArray(doc.layers) || !doc.layers.length) throw new LayerboxError(`${what}: image has no layers`);
-  const layers: LayerRef[] = doc.layers.map((l: any) => ({ digest: assertDigest(l.digest, `${what} layer digest`), size: +l.size || 0, dataSize: +l.dataSize || 0, entries: +l.entries || 0 }));
+  const bad = (why: string): never => {
+    throw new LayerboxError(`${what}: ${why}`);
+  };
+  const str = (v: unknown, field: string): string => (typeof v === 'string' ? v : bad(`${field} must be a string`));
+  const strings = (v: unknown, field: string): string[] => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? [...v] : bad(`${field} must be a list of strings`));
+  const count = (v: unknown, field: string): number => (v === undefined ? 0 : Number.isSafeInteger(v) && (v as number) >= 0 ? (v as number) : bad(`${field} must be a non-negative integer`));
+  if (!Array.isArray(doc.layers) || !doc.layers.length) bad('image has no layers');
+  if (!Number.isSafeInteger(doc.chunkSize) || doc.chunkSize < 1 || doc.chunkSize > 64 * 1024 * 1024) bad(`bad chunk size ${JSON.stringify(doc.chunkSize)}`);
+  const layers: LayerRef[] = doc.layers.map((l: any, i: number) => {
+    if (!l || typeof l !== 'object') bad(`layer ${i + 1} is not an object`);
+    return { digest: assertDigest(l.digest, `${what} layer digest`), size: count(l.size, 'layer size'), dataSize: count(l.dataSize, 'layer dataSize'), entries: count(l.entries, 'layer entries') };
+  });
+  const config = doc.config ?? {};
+  if (typeof config !== 'object') bad('config must be an object');
+  const history = doc.history ?? [];
+  if (!Array.isArray(history)) bad('history must be a list');
   return {
     chunkSize: doc.chunkSize,
-    created: String(doc.created ?? ''),
+    created: doc.created === undefined ? '' : str(doc.created, 'created'),
     parent: doc.parent ? assertDigest(doc.parent, `${what} parent`) : null,
-    config: { env: [...(doc.config?.env ?? [])], workingDir: String(doc.config?.workingDir ?? '/'), cmd: [...(doc.config?.cmd ?? [])] },
+    config: { env: strings(config.env ?? [], 'config.env'), workingDir: config.workingDir === undefined ? '/' : str(config.workingDir, 'config.workingDir'), cmd: strings(config.cmd ?? [], 'config.cmd') },
     layers,
-    history: (doc.history ?? []).map((h: any) => ({ created: String(h.created), createdBy: String(h.createdBy), comment: String(h.comment ?? ''), layer: assertDigest(h.layer) })),
+    history: history.map((h: any) => {
+      if (!h || typeof h !== 'object') bad('a history entry is not an object');
+      return { created: str(h.created, 'history created'), createdBy: str(h.createdBy, 'history createdBy'), comment: h.comment === undefined ? '' : str(h.comment, 'history comment'), layer: assertDigest(h.layer) };
+    }),
   };
 }
 

@@ -48,7 +48,8 @@ function memberPath(p: unknown, what: string): string {
 }
 
 /** A reference as a layerbox tag; Docker Hub's implicit prefixes dropped (`docker.io/library/x:1` is `x:1`). */
-function tagOf(ref: string, what: string): string {
+function tagOf(ref: unknown, what: string): string {
+  if (typeof ref !== 'string') throw new LayerboxError(`${what}: a reference must be a string, got ${JSON.stringify(ref)}`);
   try {
     return parseTag(ref.replace(/^(?:docker\.io|index\.docker\.io)\/(?:library\/)?/, ''));
   } catch (e) {
@@ -186,7 +187,7 @@ class Reader {
       if (ch) this.verify(config, `sha256:${ch}`, `${what}, config`);
       if (!Array.isArray(e.Layers)) throw new LayerboxError(`${what}: no Layers`);
       const layerPaths = e.Layers.map((p: unknown, i: number) => memberPath(p, `${what}, layer ${i + 1}`));
-      const tags = (Array.isArray(e.RepoTags) ? e.RepoTags : []).map((t: unknown) => tagOf(String(t), `${what}, RepoTags`));
+      const tags = (Array.isArray(e.RepoTags) ? e.RepoTags : []).map((t: unknown) => tagOf(t, `${what}, RepoTags`));
       out.push(await this.plan(parseJson(config, `${what}, config`), layerPaths.map((p: string, i: number) => async () => {
         const b = await this.member(p, `${what}, layer ${i + 1}`);
         const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(p);

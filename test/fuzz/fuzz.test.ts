@@ -1,12 +1,15 @@
-// Fuzzing of the parsers hostile input reaches: the layer-table reader, the
-// tar importer, the OCI/docker archive importer and the guest path resolver. Each property must
+// Fuzzing of the parsers hostile input reaches: the layer-table reader (v1
+// tables, and tree roots and directory pages read whole or lazily), the tar
+// importer, the OCI/docker archive importer and the guest path resolver. Each property must
 // either succeed or fail with layerbox's own error (LayerboxError/FsError),
 // never crash or hang. `npm test` runs them briefly; `npm run fuzz` runs each
 // for FUZZ_SECONDS (default 600).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FsError, LayerboxError, LayerBuilder, addTarBytes, decodeLayer, encodeLayer, memoryStore, readTar, writeTar, type LayerTable, type TarEntry } from '../../src/index.js';
-import { digestOf } from '../../src/digest.js';
+import { type Digest, digestOf } from '../../src/digest.js';
+import { decodeRoot, encodeLayerTree, readLayerTable } from '../../src/layer-tree.js';
+import { mountLowerTree } from '../../src/overlay/tree.js';
 import { exportOci, importOci } from '../../src/oci/index.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
@@ -47,22 +50,54 @@ function sampleTable(): Uint8Array {
   return encodeLayer(t);
 }
 
-const mutate = (base: Uint8Array) =>
-  fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }), op: fc.constantFrom('set', 'cut', 'insert') }), { minLength: 1, maxLength: 8 }).map((ms) => {
-    let b = Array.from(base);
-    for (const m of ms) {
-      const i = m.at % (b.length + 1);
-      if (m.op === 'set' && b.length) b[i % b.length] = m.byte;
-      else if (m.op === 'cut') b = b.slice(0, i);
-      else b.splice(i, 0, m.byte);
-    }
-    return new Uint8Array(b);
-  });
+type ByteOp = { at: number; byte: number; op: 'set' | 'cut' | 'insert' };
+const byteOps = fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }), op: fc.constantFrom<ByteOp['op']>('set', 'cut', 'insert') }), { minLength: 1, maxLength: 8 });
+function applyOps(base: Uint8Array, ms: ByteOp[]): Uint8Array {
+  let b = Array.from(base);
+  for (const m of ms) {
+    const i = m.at % (b.length + 1);
+    if (m.op === 'set' && b.length) b[i % b.length] = m.byte;
+    else if (m.op === 'cut') b = b.slice(0, i);
+    else b.splice(i, 0, m.byte);
+  }
+  return new Uint8Array(b);
+}
+const mutate = (base: Uint8Array) => byteOps.map((ms) => applyOps(base, ms));
 
 describe('fuzz', () => {
   it('layer-table reader: random and mutated tables decode or fail with a clear error', () => {
     const base = sampleTable();
     fc.assert(fc.property(fc.oneof(mutate(base), fc.uint8Array({ maxLength: 300 })), (bytes) => expectOwnError(() => decodeLayer(bytes, 'fuzz'))), budget);
+  });
+
+  it('layer-tree reader: mutated layer roots and directory pages read (whole or lazily) or fail with a clear error', async () => {
+    const t = decodeLayer(sampleTable(), 'sample');
+    t.entries.splice(1, 0, { path: 'a/d', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1n });
+    t.entries.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
+    const tree = encodeLayerTree(t, (b) => digestOf(b));
+    const blobs = [tree.root, ...tree.pages.map((p) => p.data)];
+    await fc.assert(
+      fc.asyncProperty(fc.nat(), byteOps, fc.array(fc.constantFrom('a', 'a/f', 'a/l', 'a/d', 'b', 's', 'w', 'x'), { maxLength: 4 }), async (which, ops, lookups) => {
+        const k = which % blobs.length;
+        const bytes = blobs.map((b, i) => (i === k ? applyOps(b, ops) : b));
+        // The mutated page keeps its name: as if its digest matched (the store checks digests; this is what comes after).
+        const byDigest = new Map(tree.pages.map((p, i) => [p.digest, bytes[i + 1]!]));
+        const get = (d: Digest) => {
+          const b = byDigest.get(d);
+          if (!b) throw new LayerboxError(`no page ${d}`);
+          return b;
+        };
+        await expectOwnErrorAsync(() => readLayerTable(bytes[0]!, 'fuzz', async (d) => get(d)));
+        expectOwnError(() => {
+          const lower = mountLowerTree(decodeRoot(bytes[0]!, 'fuzz'), digestOf(bytes[0]!), 0, get);
+          for (const p of lookups) {
+            let d: any = lower.root;
+            for (const c of p.split('/')) d = d?.kind === 'dir' ? d.children.get(c) : undefined;
+          }
+        });
+      }),
+      budget,
+    );
   });
 
   it('tar importer: mutated archives import or fail with a clear error', async () => {
@@ -206,5 +241,30 @@ describe('fuzz', () => {
     );
     // Whatever happened, the root still only holds what the image and the operations made.
     expect(box.fs.readdir('/').every((e) => typeof e.name === 'string')).toBe(true);
+  });
+});
+
+describe('regressions found by fuzzing', () => {
+  const docker = (entry: object): Map<string, Uint8Array> => {
+    const layer = writeTar([{ path: 'f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: new TextEncoder().encode('f') }]);
+    const config = { rootfs: { type: 'layers', diff_ids: [digestOf(layer)] } };
+    const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    return new Map([['manifest.json', enc([{ Config: 'c.json', Layers: ['l.tar'], ...entry }])], ['c.json', enc(config)], ['l.tar', layer]]);
+  };
+  const load = (files: Map<string, Uint8Array>) => importOci(memoryStore(), async (p) => files.get(p) ?? null, { gunzip: (b) => new Uint8Array(gunzipSync(b)) });
+
+  it('a docker archive whose RepoTags holds an object that cannot become a string is refused clearly', async () => {
+    await expect(load(docker({ RepoTags: [{ toString: false }] }))).rejects.toThrow(/RepoTags: a reference must be a string, got \{"toString":false\}/);
+    await expect(load(docker({ RepoTags: [7] }))).rejects.toBeInstanceOf(LayerboxError);
+    expect((await load(docker({ RepoTags: ['ok:1'] })))[0]!.tags).toEqual(['ok:1']);
+  });
+
+  it('an image manifest with fields of the wrong type is refused clearly', async () => {
+    const { decodeImage } = await import('../../src/image.js');
+    const base = { magic: 'layerbox-image', version: 1, chunkSize: 8, created: '', parent: null, config: { env: [], workingDir: '/', cmd: [] }, layers: [{ digest: digestOf(new Uint8Array()), size: 1, dataSize: 0, entries: 1 }], history: [] };
+    const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+    expect(decodeImage(enc(base), 'm').chunkSize).toBe(8);
+    for (const bad of [{ chunkSize: -1 }, { chunkSize: 'x' }, { config: { env: 'PATH=/' } }, { config: { env: [{ toString: false }] } }, { layers: [{ digest: digestOf(new Uint8Array()), size: { toString: false } }] }, { history: {} }, { history: [null] }, { created: 5 }])
+      expect(() => decodeImage(enc({ ...base, ...bad }), 'm'), JSON.stringify(bad)).toThrow(LayerboxError);
   });
 });
