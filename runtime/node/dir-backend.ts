@@ -22,7 +22,7 @@ const LOCK_TIMEOUT_MS = 60_000;
 /** Writes are gathered into buffers of this size: one syscall per buffer, not per (small) blob. */
 const WRITE_BUFFER = 4 << 20;
 
-interface Loc { pack: string; offset: number; length: number }
+interface Loc { pack: string; offset: number; length: number; /** Entry number in its pack's index. */ entry?: number }
 interface PackEntry { digest: Digest; offset: number; length: number }
 
 /** Packs below this size are folded together by gc. */
@@ -61,7 +61,19 @@ function readExact(fd: number, offset: number, length: number): Uint8Array {
  */
 class PackIndex {
   private total = -1;
-  private constructor(private buf: Buffer, readonly count: number, private dataEnd: number, private bad: (why: string) => LayerboxError) {}
+  /** One bit per entry: read and found to match its digest in this process (packs never change, so once is enough). */
+  private checked: Uint8Array;
+  private constructor(private buf: Buffer, readonly count: number, private dataEnd: number, private bad: (why: string) => LayerboxError) {
+    this.checked = new Uint8Array((count + 7) >> 3);
+  }
+
+  isChecked(entry: number): boolean {
+    return !!(this.checked[entry >> 3]! & (1 << (entry & 7)));
+  }
+
+  setChecked(entry: number): void {
+    this.checked[entry >> 3]! |= 1 << (entry & 7);
+  }
 
   /**
    * From an index as stored (u32 count, then entries). A sorted index is used
@@ -95,14 +107,14 @@ class PackIndex {
     return index;
   }
 
-  private at(i: number): { offset: number; length: number } {
+  private at(i: number): { offset: number; length: number; entry: number } {
     const p = i * ENTRY;
     const offset = Number(this.buf.readBigUInt64LE(p + 32)), length = Number(this.buf.readBigUInt64LE(p + 40));
     if (offset < HEADER || offset + length > this.dataEnd) throw this.bad(`entry ${i} lies outside the data area`);
-    return { offset, length };
+    return { offset, length, entry: i };
   }
 
-  find(key: Uint8Array): { offset: number; length: number } | null {
+  find(key: Uint8Array): { offset: number; length: number; entry: number } | null {
     let lo = 0, hi = this.count - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
@@ -390,7 +402,10 @@ export class DirBackend implements Backend {
       if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}`);
       data = this.readRaw(loc);
     }
+    const index = this.packs.get(loc!.pack);
+    if (index && loc!.entry !== undefined && index.isChecked(loc!.entry)) return data;
     if (digestFromBytes(sha256(data)) !== digest) throw new LayerboxError(`blob ${digest} is corrupt: its content does not match its digest (in packs/${loc!.pack})`);
+    if (index && loc!.entry !== undefined) index.setChecked(loc!.entry);
     return data;
   }
 

@@ -81,6 +81,20 @@ export class FileContent {
     return out;
   }
 
+  /** Copies bytes from `offset` straight into `dest` (up to its length, or the end of the file); returns how many. */
+  readInto(f: FileNode, offset: number, dest: Uint8Array): number {
+    const end = Math.min(f.size, offset + dest.length);
+    if (offset >= end) return 0;
+    const cs = this.chunkSize;
+    for (let k = Math.floor(offset / cs), last = Math.floor((end - 1) / cs); k <= last; k++) {
+      const from = Math.max(offset, k * cs), to = Math.min(end, (k + 1) * cs);
+      const c = f.chunks[k];
+      if (c === null || c === undefined) dest.fill(0, from - offset, to - offset);
+      else dest.set(this.chunkData(f, k).subarray(from - k * cs, to - k * cs), from - offset);
+    }
+    return end - offset;
+  }
+
   write(f: FileNode, offset: number, data: Uint8Array): void {
     if (!data.length) return;
     const end = offset + data.length;

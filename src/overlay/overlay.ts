@@ -878,6 +878,12 @@ export class FileHandle {
     if (n.kind !== 'file') throw fsError('INVAL', 'not a regular file');
     return this.ov.content.read(n, offset, length, view);
   }
+  /** Reads into `dest` without an intermediate buffer; returns the byte count. */
+  readInto(offset: number, dest: Uint8Array): number {
+    const n = this.node;
+    if (n.kind !== 'file') throw fsError('INVAL', 'not a regular file');
+    return this.ov.content.readInto(n, offset, dest);
+  }
   write(offset: number, data: Uint8Array): void {
     if (offset < 0 || !Number.isSafeInteger(offset)) throw fsError('INVAL', `bad offset ${offset}`);
     this.ov.writeLeaf(this.node, offset, data);

@@ -315,6 +315,19 @@ export class FileFd extends RightsFd {
     if (!this.can(RIGHTS.FD_READ | RIGHTS.FD_SEEK)) return { ret: Errno.NOTCAPABLE, data: new Uint8Array() };
     return attemptR('data', new Uint8Array(), () => this.file.read(Number(offset), size, true));
   }
+  /** fd_read into guest memory without a copy in between (when the file can). Null: use fd_read. */
+  fd_read_into(dest: Uint8Array): { ret: number; n: number } | null {
+    if (!this.file.readInto) return null;
+    if (!this.can(RIGHTS.FD_READ)) return { ret: Errno.NOTCAPABLE, n: 0 };
+    const r = attemptR('n', 0, () => this.file.readInto!(this.position, dest));
+    this.position += r.n;
+    return r;
+  }
+  fd_pread_into(dest: Uint8Array, offset: bigint): { ret: number; n: number } | null {
+    if (!this.file.readInto) return null;
+    if (!this.can(RIGHTS.FD_READ | RIGHTS.FD_SEEK)) return { ret: Errno.NOTCAPABLE, n: 0 };
+    return attemptR('n', 0, () => this.file.readInto!(Number(offset), dest));
+  }
   override fd_write(data: Uint8Array) {
     if (!this.can(RIGHTS.FD_WRITE)) return { ret: Errno.NOTCAPABLE, nwritten: 0 };
     return attemptR('nwritten', 0, () => {

@@ -5,6 +5,8 @@ export interface GuestFile {
   readonly size: number;
   /** With `view`, the bytes may be a view the caller copies at once (saves a copy on the read path). */
   read(offset: number, length: number, view?: boolean): Uint8Array;
+  /** Optional: reads straight into `dest` (guest memory), returning the byte count. */
+  readInto?(offset: number, dest: Uint8Array): number;
   write(offset: number, data: Uint8Array): void;
   truncate(size: number): void;
   stat(): Stat;

@@ -3,6 +3,12 @@ import { fromUtf8, utf8 } from '../text.js';
 import { CLOCK, EVENTTYPE, SUBCLOCKFLAGS_ABSTIME } from './defs.js';
 import { Dirent, Fd, Fdstat, Filestat } from './fd.js';
 
+/** Reads into guest memory, offered by fds that can (FileFd over the overlay); null means "use fd_read". */
+interface DirectReads {
+  fd_read_into?(dest: Uint8Array): { ret: number; n: number } | null;
+  fd_pread_into?(dest: Uint8Array, offset: bigint): { ret: number; n: number } | null;
+}
+
 /** Thrown by proc_exit: unwinds the guest and carries its exit code. */
 export class WasiExit extends Error {
   constructor(readonly code: number) {
@@ -258,12 +264,14 @@ export class WasiHost {
         if (!f) return Errno.BADF;
         let n = 0;
         for (const [ptr, len] of self.iovs(iovs, count)) {
-          const { ret, data } = f.fd_pread(len, offset);
+          const direct = (f as DirectReads).fd_pread_into?.(self.bytes().subarray(ptr, ptr + len), offset);
+          const { ret, data } = direct ? { ret: direct.ret, data: null } : f.fd_pread(len, offset);
           if (ret !== Errno.SUCCESS) return ret;
-          self.bytes().set(data, ptr);
-          n += data.length;
-          offset += BigInt(data.length);
-          if (data.length < len) break;
+          const got = direct ? direct.n : data!.length;
+          if (!direct) self.bytes().set(data!, ptr);
+          n += got;
+          offset += BigInt(got);
+          if (got < len) break;
         }
         self.view().setUint32(nreadPtr, n, true);
         return Errno.SUCCESS;
@@ -307,14 +315,17 @@ export class WasiHost {
         if (!f) return Errno.BADF;
         let n = 0;
         for (const [ptr, len] of self.iovs(iovs, count)) {
-          const { ret, data } = f.fd_read(len);
+          // Straight into guest memory when the fd can (overlay files): no buffer in between.
+          const direct = (f as DirectReads).fd_read_into?.(self.bytes().subarray(ptr, ptr + len));
+          const { ret, data } = direct ? { ret: direct.ret, data: null } : f.fd_read(len);
           if (ret !== Errno.SUCCESS) {
             if (n > 0) break;
             return ret;
           }
-          self.bytes().set(data, ptr);
-          n += data.length;
-          if (data.length < len) break;
+          const got = direct ? direct.n : data!.length;
+          if (!direct) self.bytes().set(data!, ptr);
+          n += got;
+          if (got < len) break;
         }
         self.view().setUint32(nreadPtr, n, true);
         return Errno.SUCCESS;
