@@ -118,8 +118,13 @@ export class LayerBuilder {
         }
       }
     };
-    const pieces = data instanceof Uint8Array ? [data] : data;
-    for await (const p of pieces) {
+    if (data instanceof Uint8Array) {
+      // Whole content at hand: chunk it in place (copies, so the caller may reuse its buffer).
+      for (let o = 0; o < data.length; o += cs) await emit(data.slice(o, Math.min(data.length, o + cs)));
+      this.put({ ...e, size: data.length, chunks });
+      return;
+    }
+    for await (const p of data) {
       let o = 0;
       size += p.length;
       while (o < p.length) {

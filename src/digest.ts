@@ -30,7 +30,8 @@ export function toHex(bytes: Uint8Array): string {
 
 export function fromHex(hex: string): Uint8Array {
   const out = new Uint8Array(hex.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  const nib = (c: number): number => (c <= 57 ? c - 48 : (c | 32) - 87);
+  for (let i = 0; i < out.length; i++) out[i] = (nib(hex.charCodeAt(2 * i)) << 4) | nib(hex.charCodeAt(2 * i + 1));
   return out;
 }
 

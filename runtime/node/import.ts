@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { lstat, open, opendir, readlink } from 'node:fs/promises';
+import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
@@ -30,6 +30,9 @@ async function* readPieces(path: string, size: number): AsyncGenerator<Uint8Arra
   }
 }
 
+/** Files up to this size are read in one call. */
+const SMALL_FILE = 1 << 20;
+
 /** Walks a host directory into a layer: files, directories, symlinks (stored as written) and hard links. */
 export async function addHostDirectory(b: LayerBuilder, root: string, opts: HostImportOptions = {}): Promise<void> {
   const st = await lstat(root, { bigint: true }).catch(() => null);
@@ -37,28 +40,30 @@ export async function addHostDirectory(b: LayerBuilder, root: string, opts: Host
   const progress = { files: 0, bytes: 0 };
   const links = new Map<string, string>();
   b.addDir('/', { mode: Number(st.mode), mtime: st.mtimeNs });
+  // Synchronous calls: a directory of small files is bound by syscall latency, which the
+  // thread pool of the async API multiplies. The event loop gets a turn every few files.
+  let sinceYield = 0;
   const walk = async (dir: string, rel: string): Promise<void> => {
-    const names: string[] = [];
-    for await (const d of await opendir(dir)) names.push(d.name);
-    names.sort();
+    const names = readdirSync(dir).sort();
     for (const name of names) {
       const host = join(dir, name);
       const path = `${rel}/${name}`;
-      const s = await lstat(host, { bigint: true });
+      const s = lstatSync(host, { bigint: true });
       const meta = { mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: s.mtimeNs };
       if (s.isDirectory()) {
         b.addDir(path, meta);
         await walk(host, path);
       } else if (s.isSymbolicLink()) {
-        b.addSymlink(path, await readlink(host), meta);
+        b.addSymlink(path, readlinkSync(host), meta);
       } else if (s.isFile()) {
         const key = `${s.dev}:${s.ino}`;
         const first = s.nlink > 1n ? links.get(key) : undefined;
         if (first) b.addHardlink(path, first);
         else {
-          await b.addFile(path, readPieces(host, Number(s.size)), meta);
+          const size = Number(s.size);
+          await b.addFile(path, size <= SMALL_FILE ? new Uint8Array(readFileSync(host)) : readPieces(host, size), meta);
           if (s.nlink > 1n) links.set(key, path);
-          progress.bytes += Number(s.size);
+          progress.bytes += size;
         }
       } else {
         opts.onSkip?.(path, 'not a regular file, directory or symlink');
@@ -66,6 +71,10 @@ export async function addHostDirectory(b: LayerBuilder, root: string, opts: Host
       }
       progress.files++;
       opts.onProgress?.(progress);
+      if (++sinceYield >= 256) {
+        sinceYield = 0;
+        await new Promise((r) => setImmediate(r));
+      }
     }
   };
   await walk(root, '');
