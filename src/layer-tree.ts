@@ -26,6 +26,12 @@ const TREE_VERSION = 2;
 const PAGE_VERSION = 1;
 const TYPES: EntryType[] = ['file', 'dir', 'symlink', 'hardlink', 'whiteout'];
 const F_OPAQUE = 1, F_REDIRECT = 2, F_LINKS = 4;
+/**
+ * Most entries a layer may have. Pages are shared between identical
+ * directories, so a hostile layer could name one page under itself again and
+ * again (a "zip bomb" of directories); reading a whole layer stops here.
+ */
+export const MAX_LAYER_ENTRIES = 4_000_000;
 
 /** One entry of a directory page, as stored. */
 export interface PageEntry {
@@ -63,7 +69,7 @@ export function isLayerTree(bytes: Uint8Array): boolean {
   return new DataView(bytes.buffer, bytes.byteOffset + 8, 4).getUint32(0, true) === TREE_VERSION;
 }
 
-function encodePage(entries: PageEntry[]): Uint8Array {
+export function encodePage(entries: PageEntry[]): Uint8Array {
   const w = new Writer();
   writeHeader(w, PAGE_MAGIC, PAGE_VERSION);
   w.uint(entries.length);
@@ -146,7 +152,7 @@ export function decodePage(bytes: Uint8Array, chunkSize: number, what: string): 
   return out;
 }
 
-function encodeRoot(root: LayerRoot): Uint8Array {
+export function encodeRoot(root: LayerRoot): Uint8Array {
   const w = new Writer();
   writeHeader(w, LAYER_MAGIC, TREE_VERSION);
   w.uint(root.chunkSize).uint(root.entries);
@@ -163,6 +169,7 @@ export function decodeRoot(bytes: Uint8Array, what: string): LayerRoot {
   const chunkSize = r.uint();
   if (chunkSize < 1 || chunkSize > 64 * 1024 * 1024) r.fail(`bad chunk size ${chunkSize}`);
   const entries = r.uint();
+  if (entries < 1 || entries > MAX_LAYER_ENTRIES) r.fail(`a layer of ${entries} entries (at most ${MAX_LAYER_ENTRIES})`);
   const flags = r.u8();
   const root = { opaque: !!(flags & F_OPAQUE), mode: r.uint(), uid: r.uint(), gid: r.uint(), mtime: r.big() };
   const page = digestFromBytes(r.bytes(32));
@@ -240,21 +247,32 @@ export async function readLayerTable(bytes: Uint8Array, what: string, getPage: (
   if (!isLayerTree(bytes)) return decodeLayer(bytes, what, 'layer');
   const root = decodeRoot(bytes, what);
   const entries: LayerEntry[] = [{ path: '', type: 'dir', mode: root.root.mode, uid: root.root.uid, gid: root.root.gid, mtime: root.root.mtime, ...(root.root.opaque ? { opaque: true } : {}) }];
-  const walk = async (dir: string, page: Digest): Promise<void> => {
-    pages?.add(page);
-    for (const e of decodePage(await getPage(page), root.chunkSize, `${what}, page ${page}`)) {
-      const path = joinPath(dir, e.name);
-      const le: LayerEntry = { path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime };
-      if (e.size !== undefined) le.size = e.size;
-      if (e.chunks) le.chunks = e.chunks;
-      if (e.target !== undefined) le.target = e.target;
-      if (e.opaque) le.opaque = true;
-      if (e.redirect !== undefined) le.redirect = e.redirect;
-      entries.push(le);
-      if (e.type === 'dir') await walk(path, e.page!);
-    }
-  };
-  await walk('', root.page);
+  // Level by level, each level's pages fetched together (an HTTP store serves them in parallel).
+  let level: Array<{ dir: string; page: Digest }> = [{ dir: '', page: root.page }];
+  const decoded = new Map<Digest, PageEntry[]>();
+  while (level.length) {
+    const fresh = [...new Set(level.map((l) => l.page))].filter((d) => !decoded.has(d));
+    const datas = await Promise.all(fresh.map((d) => getPage(d)));
+    fresh.forEach((d, i) => decoded.set(d, decodePage(datas[i]!, root.chunkSize, `${what}, page ${d}`)));
+    const next: typeof level = [];
+    level.forEach(({ dir, page }) => {
+      pages?.add(page);
+      const list = decoded.get(page)!;
+      if (entries.length + list.length > root.entries) throw new LayerboxError(`${what}: the layer says ${root.entries} entries, its pages hold more`);
+      for (const e of list) {
+        const path = joinPath(dir, e.name);
+        const le: LayerEntry = { path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime };
+        if (e.size !== undefined) le.size = e.size;
+        if (e.chunks) le.chunks = e.chunks;
+        if (e.target !== undefined) le.target = e.target;
+        if (e.opaque) le.opaque = true;
+        if (e.redirect !== undefined) le.redirect = e.redirect;
+        entries.push(le);
+        if (e.type === 'dir') next.push({ dir: path, page: e.page! });
+      }
+    });
+    level = next;
+  }
   entries.sort((a, b) => comparePaths(a.path, b.path));
   if (entries.length !== root.entries) throw new LayerboxError(`${what}: the layer says ${root.entries} entries, its pages hold ${entries.length}`);
   const t: LayerTable = { kind: 'layer', chunkSize: root.chunkSize, entries };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Errno, decodeLayer, encodeLayer } from '../src/index.js';
+import { Errno, decodeLayer, encodeLayer, memoryStore } from '../src/index.js';
 import { bytes, code, storeWithImage, text } from './helpers.js';
 
 describe('sandbox path resolution', () => {
@@ -174,5 +174,28 @@ describe('regressions found by fuzzing', () => {
   it('a table whose magic is not valid UTF-8 is refused with a clear error', () => {
     const bytes = Uint8Array.from([0, 128, 66, 88, 76, 65, 89, 69, 82, 1, 0, 0, 0]);
     expect(() => decodeLayer(bytes, 'layer x')).toThrow(/layer x: not a LBXLAYER/);
+  });
+});
+
+describe('layers stored as trees of directory pages', () => {
+  it('a layer naming one page under itself again and again (a directory bomb) is refused, not expanded', async () => {
+    const { encodePage, encodeRoot, readLayerTable, MAX_LAYER_ENTRIES } = await import('../src/layer-tree.js');
+    const { digestOf } = await import('../src/digest.js');
+    const pages = new Map<string, Uint8Array>();
+    const put = (b: Uint8Array) => (pages.set(digestOf(b), b), digestOf(b));
+    const meta = { mode: 0o755, uid: 0, gid: 0, mtime: 0n };
+    // Ten files; then eight levels of ten directories that all name the level below: 10^9 entries if expanded.
+    let page = put(encodePage(Array.from({ length: 10 }, (_, i) => ({ name: `f${i}`, type: 'file' as const, ...meta, size: 0, chunks: [] }))));
+    for (let level = 0; level < 8; level++) page = put(encodePage(Array.from({ length: 10 }, (_, i) => ({ name: `d${i}`, type: 'dir' as const, ...meta, page }))));
+    const root = (entries: number) => encodeRoot({ chunkSize: 8, entries, root: { ...meta, opaque: false }, page, redirects: [] });
+    const get = async (d: string) => pages.get(d)!;
+    await expect(readLayerTable(root(1000), 'bomb', get as never)).rejects.toThrow(/bomb: the layer says 1000 entries, its pages hold more/);
+    await expect(readLayerTable(root(MAX_LAYER_ENTRIES + 1), 'bomb', get as never)).rejects.toThrow(/at most 4000000/);
+    // The store refuses it when a bundle brings it, before any tag points at it.
+    const store = memoryStore({ chunkSize: 8 });
+    await store.backend.putBlobs([...pages].map(([d, data]) => ({ digest: d as never, data })));
+    const layer = root(2000);
+    await store.backend.putBlobs([{ digest: digestOf(layer), data: layer }]);
+    await expect(store.layerTable(digestOf(layer))).rejects.toThrow(/pages hold more/);
   });
 });
