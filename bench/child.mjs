@@ -10,17 +10,16 @@ export function shortError(e) {
     const call = /at (__wasi_\w+|wasi_snapshot_preview1\.\w+)/.exec(`${msg}\n${stack}`);
     return `panic (unreachable)${call ? ` in ${call[1].replace(/^__wasi_|^wasi_snapshot_preview1\./, '')}` : ''}`;
   }
+  const exit = /^exit (\d+):\s*/.exec(msg);
   const lines = msg
+    .slice(exit ? exit[0].length : 0)
     .split('\n')
     .map((l) => l.trim())
     // The SQLite shell's notice about ~/.sqliterc is printed by every runtime; never the reason.
     .filter((l) => l && !/cannot find home directory|^at /.test(l));
-  const exit = /^exit (\d+):\s*(.*)$/.exec(lines[0] ?? '');
-  if (exit) {
-    const why = exit[2] || lines[1] || '';
-    return `${why.replace(/^Error:\s*/, '')} (exit ${exit[1]})`.trim();
-  }
-  return (lines[0] ?? 'failed').slice(0, 200);
+  const first = (lines[0] ?? '').replace(/^Error:\s*/, '').slice(0, 200);
+  if (exit) return first ? `${first} (exit ${exit[1]})` : `exit ${exit[1]}`;
+  return first || 'failed';
 }
 
 /** Runs `main`, printing its result (an object) or { error } as the last line of stdout. */

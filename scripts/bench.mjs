@@ -4,7 +4,8 @@
 // bench/results/peers.json. Every measurement runs in its own process.
 //
 //   npm run bench                 best of BENCH_REPS (default 3) runs each
-//   npm run bench -- --quick      one run each, SQLite with 10k rows (a smoke test)
+//   npm run bench -- --quick      one run each, SQLite with 10k rows (a smoke test;
+//                                 written to bench/results/peers-quick.json instead)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -149,7 +150,7 @@ for (const w of loops) {
 // ---- programs: wall time on the host around the run ------------------------------
 
 const sqliteLabel = `SQLite: insert ${SQLITE_ROWS / 1000}k rows (one transaction)`;
-const rubyLabel = 'Ruby: require 12 stdlib libraries';
+const rubyLabel = 'Ruby: boot + require 12 stdlib libraries';
 const programs = [
   { label: sqliteLabel, args: ['sqlite', String(SQLITE_ROWS)] },
   { label: rubyLabel, args: ['ruby', '-'] },
@@ -211,5 +212,7 @@ else {
 const resultsDir = join(root, 'bench/results');
 mkdirSync(resultsDir, { recursive: true });
 const json = { date: new Date().toISOString(), node: process.version, reps: REPS, rows, oci: oci.skipped ? [] : oci.rows.map((r) => ({ label: r.label, layerbox: r.layerbox, peer: r.peer, peerName: r.peerName })) };
-writeFileSync(join(resultsDir, 'peers.json'), `${JSON.stringify(json, null, 2)}\n`);
-log(`\nwrote bench/results/peers.json (${((Date.now() - t0) / 1000).toFixed(0)} s of measuring)`);
+// A smoke test (--quick) does not replace the results of a full run.
+const outName = quick ? 'peers-quick.json' : 'peers.json';
+writeFileSync(join(resultsDir, outName), `${JSON.stringify(json, (k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 2)}\n`);
+log(`\nwrote bench/results/${outName} (${((Date.now() - t0) / 1000).toFixed(0)} s of measuring)`);
