@@ -6,6 +6,9 @@
 //   npm run bench                 best of BENCH_REPS (default 3) runs each
 //   npm run bench -- --quick      one run each, SQLite with 10k rows (a smoke test;
 //                                 written to bench/results/peers-quick.json instead)
+//   npm run bench -- --report     also the scale benchmark (bench/scale.mjs: mount,
+//                                 commit, many boxes), then bench/results/REPORT.md
+//                                 with SVG charts (bench/report.mjs)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -127,6 +130,7 @@ const loops = [
   // Runtimes differ on whether readdir lists . and ..
   { mode: 'list', n: 0, label: 'readdir of 10k entries', check: (c) => c === 10000 || c === 10002 },
   { mode: 'read', n: 0, label: '100 MiB sequential read', check: (c) => c === bigSize },
+  { mode: 'reread', n: 0, label: '100 MiB sequential read, second pass', check: (c) => c === bigSize },
 ];
 
 const t0 = Date.now();
@@ -216,3 +220,16 @@ const json = { date: new Date().toISOString(), node: process.version, reps: REPS
 const outName = quick ? 'peers-quick.json' : 'peers.json';
 writeFileSync(join(resultsDir, outName), `${JSON.stringify(json, (k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 2)}\n`);
 log(`\nwrote bench/results/${outName} (${((Date.now() - t0) / 1000).toFixed(0)} s of measuring)`);
+
+if (process.argv.includes('--report')) {
+  const { scaleBench, scaleMarkdown } = await import('../bench/scale.mjs');
+  const { writeReport } = await import('../bench/report.mjs');
+  log('\nscale benchmark (mount, commit, many boxes)...');
+  const scale = await scaleBench(root, { quick });
+  console.log(`\n${scaleMarkdown(scale)}`);
+  const scaleName = quick ? 'scale-quick.json' : 'scale.json';
+  writeFileSync(join(resultsDir, scaleName), `${JSON.stringify(scale, null, 2)}\n`);
+  const outDir = quick ? join(resultsDir, 'quick') : resultsDir;
+  writeReport({ peers: json, scale, outDir });
+  log(`wrote bench/results/${scaleName} and ${quick ? 'bench/results/quick/' : 'bench/results/'}REPORT.md with its charts`);
+}

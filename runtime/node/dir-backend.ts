@@ -409,6 +409,33 @@ export class DirBackend implements Backend {
     return data;
   }
 
+  readBlobsInto(run: Digest[], lengths: number[], dest: Uint8Array, from: number): boolean {
+    // Blobs stored side by side in one pack (a file's chunks usually are) are read with one call.
+    const locs: Loc[] = [];
+    for (const [i, d] of run.entries()) {
+      const loc = this.locate(d);
+      if (!loc || loc.length !== lengths[i] || loc.entry === undefined || !this.packs.get(loc.pack)?.isChecked(loc.entry)) return false;
+      locs.push(loc);
+    }
+    let at = 0, skip = from;
+    for (let i = 0; i < locs.length && at < dest.length;) {
+      let j = i, span = locs[i]!.length;
+      while (j + 1 < locs.length && locs[j + 1]!.pack === locs[i]!.pack && locs[j + 1]!.offset === locs[j]!.offset + locs[j]!.length) span += locs[++j]!.length;
+      if (skip > span) return false;
+      const n = Math.min(span - skip, dest.length - at);
+      const fd = this.fd(locs[i]!.pack);
+      for (let got = 0; got < n;) {
+        const r = fs.readSync(fd, dest, at + got, n - got, locs[i]!.offset + skip + got);
+        if (r === 0) return false;
+        got += r;
+      }
+      at += n;
+      skip = 0;
+      i = j + 1;
+    }
+    return at === dest.length;
+  }
+
   async putBlobs(blobs: ReadonlyArray<{ digest: Digest; data: Uint8Array }>): Promise<void> {
     const fresh = new Map<Digest, Uint8Array>();
     for (const { digest, data } of blobs) if (!fresh.has(digest) && !this.hasBlob(digest)) fresh.set(digest, data);

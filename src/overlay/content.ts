@@ -8,7 +8,11 @@ import type { Chunk, FileNode } from './nodes.js';
  * the lower layer (copy-up is metadata only).
  */
 export class FileContent {
-  constructor(readonly chunkSize: number, private readChunk: (d: Digest) => Uint8Array) {}
+  constructor(
+    readonly chunkSize: number,
+    private readChunk: (d: Digest) => Uint8Array,
+    private readChunksInto?: (run: Digest[], lengths: number[], dest: Uint8Array, from: number) => boolean,
+  ) {}
 
   private covered(size: number, k: number): number {
     return Math.max(0, Math.min(this.chunkSize, size - k * this.chunkSize));
@@ -86,11 +90,26 @@ export class FileContent {
     const end = Math.min(f.size, offset + dest.length);
     if (offset >= end) return 0;
     const cs = this.chunkSize;
-    for (let k = Math.floor(offset / cs), last = Math.floor((end - 1) / cs); k <= last; k++) {
+    const last = Math.floor((end - 1) / cs);
+    for (let k = Math.floor(offset / cs); k <= last; k++) {
       const from = Math.max(offset, k * cs), to = Math.min(end, (k + 1) * cs);
       const c = f.chunks[k];
-      if (c === null || c === undefined) dest.fill(0, from - offset, to - offset);
-      else dest.set(this.chunkData(f, k).subarray(from - k * cs, to - k * cs), from - offset);
+      if (c === null || c === undefined) {
+        dest.fill(0, from - offset, to - offset);
+        continue;
+      }
+      if (typeof c === 'string' && this.readChunksInto) {
+        // A run of stored chunks: one read for all of them where the store keeps them side by side.
+        let j = k;
+        while (j < last && typeof f.chunks[j + 1] === 'string') j++;
+        const runTo = Math.min(end, (j + 1) * cs);
+        const lengths = Array.from({ length: j - k + 1 }, (_, i) => this.covered(f.size, k + i));
+        if (this.readChunksInto(f.chunks.slice(k, j + 1) as Digest[], lengths, dest.subarray(from - offset, runTo - offset), from - k * cs)) {
+          k = j;
+          continue;
+        }
+      }
+      dest.set(this.chunkData(f, k).subarray(from - k * cs, to - k * cs), from - offset);
     }
     return end - offset;
   }

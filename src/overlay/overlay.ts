@@ -10,6 +10,13 @@ import { type LowerLayer, type UpperState, emptyUpper } from './tree.js';
 export interface OverlayOptions {
   chunkSize: number;
   readChunk: (digest: Digest) => Uint8Array;
+  /**
+   * Optional: copies a run of consecutive stored chunks (of the given
+   * lengths), from byte `from` of the first, straight into `dest` (guest
+   * memory on the read path); false when it cannot (then `readChunk` is used,
+   * chunk by chunk).
+   */
+  readChunksInto?: (run: Digest[], lengths: number[], dest: Uint8Array, from: number) => boolean;
   /** Nanoseconds since the epoch. */
   clock: () => bigint;
   /** Quotas on what the upper may hold (a box's `limits`); none when absent. */
@@ -114,7 +121,7 @@ export class Overlay {
 
   constructor(readonly lowers: readonly LowerLayer[], upper: UpperState = emptyUpper(), readonly opts: OverlayOptions) {
     this.upper = upper;
-    this.content = new FileContent(opts.chunkSize, opts.readChunk);
+    this.content = new FileContent(opts.chunkSize, opts.readChunk, opts.readChunksInto);
     if (upper.nextIno < UPPER_INO_BASE) upper.nextIno = UPPER_INO_BASE;
     if (upper.root) this.indexCopies(upper.root);
     else if (!lowers.length) {

@@ -50,6 +50,14 @@ export interface Backend {
   getBlob(digest: Digest): Promise<Uint8Array>;
   /** Synchronous read for the engine's lazy file reads; same verification. Throws if the host cannot read synchronously. */
   readBlobSync(digest: Digest): Uint8Array;
+  /**
+   * Optional fast path: copies blobs `run` back to back, from byte `from` of
+   * the first, straight into `dest` (which may end inside the last), when
+   * every one was already read and checked in this process and has the
+   * length `lengths` says. False when it cannot (one not checked yet, not
+   * here, another length): the caller then uses readBlobSync.
+   */
+  readBlobsInto?(run: Digest[], lengths: number[], dest: Uint8Array, from: number): boolean;
   /** Durably stores a batch of blobs (skipping those present). The caller vouches that each digest matches its data. */
   putBlobs(blobs: ReadonlyArray<{ digest: Digest; data: Uint8Array }>): Promise<void>;
   readRefs(): Promise<RefsDoc>;

@@ -279,7 +279,8 @@ export class Store {
   // ---- mounting -------------------------------------------------------------
 
   overlayOptions() {
-    return { chunkSize: this.chunkSize, readChunk: (d: Digest) => this.backend.readBlobSync(d), clock: this.clock };
+    const into = this.backend.readBlobsInto?.bind(this.backend);
+    return { chunkSize: this.chunkSize, readChunk: (d: Digest) => this.backend.readBlobSync(d), readChunksInto: into, clock: this.clock };
   }
 
   /** Mounts an image's layers: reads their tables only, never file data. */
