@@ -174,6 +174,26 @@ const tasks = {
    * also makes the engine load other parts of the shared image); without, the
    * same ones in every box (so an extra box adds only its upper and overlay).
    */
+  /** Memory of one box that has looked into every directory of the image (the whole image loaded). */
+  async fullImage({ lib, store: dir }) {
+    const { openStore } = await import(lib);
+    const base = memNow();
+    const store = await openStore(dir, { create: false });
+    const box = await store.openBox('many-0');
+    const walk = (p) => {
+      for (const e of box.fs.readdir(p)) {
+        const c = `${p === '/' ? '' : p}/${e.name}`;
+        box.fs.stat(c);
+        if (e.type === 'dir') walk(c);
+      }
+    };
+    walk('/');
+    const out = memDelta(base);
+    globalThis.keep = { store, box };
+    await store.backend.close();
+    return out;
+  },
+
   async boxes({ lib, store: dir, files, count, spread }) {
     const { openStore } = await import(lib);
     const L = layout(files);
@@ -284,6 +304,9 @@ export async function scaleBench(root = DEFAULT_ROOT, { quick = false, log = (s)
       for (let r = 0; r < REPS; r++) runs.push(runChild(lib, { kind: 'boxes', store, files, count: boxCount, spread }));
       return runs[0].map((row, i) => best(runs.map((x) => x[i])));
     };
+    const fullRuns = [];
+    for (let r = 0; r < REPS; r++) fullRuns.push(runChild(lib, { kind: 'fullImage', store: stores[big] }));
+    const full = best(fullRuns);
     const spreadRows = boxRuns(true);
     const sameRows = boxRuns(false);
     const tinyRows = boxRuns(false, stores.tiny, tinyFiles);
@@ -291,6 +314,7 @@ export async function scaleBench(root = DEFAULT_ROOT, { quick = false, log = (s)
     const boxes = [
       ...spreadRows.map((r) => ({ boxes: r.boxes, imageFiles: big, touch: 'different files per box', heapMiB: mib(r.heap), rssMiB: mib(r.rss) })),
       ...sameRows.filter((r) => r.boxes > 0).map((r) => ({ boxes: r.boxes, imageFiles: big, touch: 'same files in every box', heapMiB: mib(r.heap), rssMiB: mib(r.rss) })),
+      { boxes: 1, imageFiles: big, touch: 'every directory of the image (all of it loaded)', heapMiB: mib(full.heap), rssMiB: mib(full.rss) },
     ];
     // One image + ten uppers: one box over the big image (the image mounted, plus one
     // upper) plus nine more uppers. An upper's cost is measured apart from the big image:
@@ -308,6 +332,8 @@ export async function scaleBench(root = DEFAULT_ROOT, { quick = false, log = (s)
       perUpperHeapMiB: mib(perUpper.heap), perUpperRssMiB: mib(perUpper.rss),
       perExtraBoxSameHeapMiB: mib(perSame.heap), perExtraBoxSameRssMiB: mib(perSame.rss),
       perExtraBoxSpreadHeapMiB: mib(perSpread.heap), perExtraBoxSpreadRssMiB: mib(perSpread.rss),
+      wholeImagePlusUppersHeapMiB: mib(full.heap + (boxCount - 1) * perUpper.heap),
+      wholeImagePlusUppersRssMiB: mib(full.rss + (boxCount - 1) * perUpper.rss),
       method: `memory of 1 box over the ${big}-file image (touching its files) + ${boxCount - 1} x the per-upper cost; per-upper cost = (memory of ${boxCount} boxes - memory of 1 box) / ${boxCount - 1} over a ${tinyFiles}-file image of the same depth, every box making the same touches (stat and read 4 files, list 1 directory, write 1 small file), so the image there is negligible and what is left is a box's upper and overlay`,
     };
 
@@ -331,7 +357,7 @@ export async function scaleBench(root = DEFAULT_ROOT, { quick = false, log = (s)
     for (const n of changes) notes.push(`Commit of ${n} change(s): ${c(small, n).ms} ms / ${c(small, n).bytes} B over ${small} files vs ${c(big, n).ms} ms / ${c(big, n).bytes} B over ${big} files.`);
     notes.push(`Changes: half modifications of existing files, half new files beside them, in the first directories of the tree (about ${FILES_PER_DIR} per directory), the same change set over every image${Math.ceil(changes.at(-1) / 2) > small ? `; over the ${small}-file image, ${changes.at(-1)} changes are ${small} modifications and ${changes.at(-1) - small} new files` : ''}.`);
     notes.push(`Commit: the box is flushed first (not timed), so the commit's bytes are the new layer table, image manifest and refs; the changed files' chunks were written by the flush (flushBytes). ms is box.commit() alone.`);
-    notes.push(`Boxes: ${boxCount} boxes over the ${big}-file image: ${mib(at(spreadRows, boxCount).heap)} MiB heap+external touching different files per box, ${mib(at(sameRows, boxCount).heap)} MiB touching the same files, vs ${estimate.heapMiB} MiB estimated for one image + ${boxCount} uppers (${mib(at(spreadRows, 1).heap)} MiB for 1 box + ${boxCount - 1} x ${estimate.perUpperHeapMiB} MiB per upper). Each extra box added ${estimate.perExtraBoxSameHeapMiB} MiB when it touched the same files as the others, ${estimate.perExtraBoxSpreadHeapMiB} MiB when it touched other files: the difference is what the engine keeps of the shared image's lazily loaded parts, which grows with how much of the image the boxes have touched, not with the number of boxes. The 0-box row is the store opened alone. Estimate: ${estimate.method}.`);
+    notes.push(`Boxes: ${boxCount} boxes over the ${big}-file image: ${mib(at(spreadRows, boxCount).heap)} MiB heap+external touching different files per box, ${mib(at(sameRows, boxCount).heap)} MiB touching the same files, vs ${estimate.heapMiB} MiB estimated for one image + ${boxCount} uppers (${mib(at(spreadRows, 1).heap)} MiB for 1 box + ${boxCount - 1} x ${estimate.perUpperHeapMiB} MiB per upper). Each extra box added ${estimate.perExtraBoxSameHeapMiB} MiB when it touched the same files as the others, ${estimate.perExtraBoxSpreadHeapMiB} MiB when it touched other files: the difference is what the engine keeps of the shared image's lazily loaded parts, which grows with how much of the image the boxes have touched, not with the number of boxes. The 0-box row is the store opened alone. Estimate: ${estimate.method}. Bound: one box that has looked into every directory of the image holds all of it (${mib(full.heap)} MiB); ten boxes stay under that plus ten uppers (${estimate.wholeImagePlusUppersHeapMiB} MiB) however they spread their work, since they share one mounted image.`);
     notes.push('RSS deltas are coarse (the allocator keeps freed pages); a background load on the machine affects the times.');
 
     const result = {
@@ -373,6 +399,7 @@ export function scaleMarkdown(s) {
   if (s.boxesEstimate) {
     const e = s.boxesEstimate;
     out.push(`| ${e.boxes} | ${e.imageFiles} | estimate: one image + ${e.boxes} uppers | ${e.heapMiB} | ${e.rssMiB} |`);
+    if (e.wholeImagePlusUppersHeapMiB !== undefined) out.push(`| ${e.boxes} | ${e.imageFiles} | bound: the whole image loaded + ${e.boxes} uppers | ${e.wholeImagePlusUppersHeapMiB} | ${e.wholeImagePlusUppersRssMiB} |`);
   }
   return out.join('\n');
 }
