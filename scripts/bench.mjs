@@ -86,7 +86,7 @@ const names = { layerbox: 'layerbox', 'node-wasi': 'node:wasi', shim: 'browser_w
 
 /** Runs one child (a measurement); its last stdout line is JSON, or it died. */
 function child(script, args) {
-  const r = spawnSync(process.execPath, ['--no-incremental-marking', join(root, script), ...args], { encoding: 'utf8', timeout: CHILD_TIMEOUT_MS, maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, ['--no-incremental-marking', '--expose-gc', join(root, script), ...args], { encoding: 'utf8', timeout: CHILD_TIMEOUT_MS, maxBuffer: 64 << 20 });
   const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   if (last.startsWith('{')) {
     try {

@@ -30,7 +30,17 @@ export class FsError extends Error {
   readonly errno: number;
   readonly code: string;
   constructor(errno: number, message: string) {
-    super(`${errnoName(errno)}: ${message}`);
+    // Guests probe paths that do not exist all the time (a program's search path, a
+    // language's load path): these errors are answers, not faults, so no stack is
+    // captured for them (in V8, where capturing it costs more than the lookup).
+    const E = Error as { stackTraceLimit?: number };
+    const limit = E.stackTraceLimit;
+    E.stackTraceLimit = 0;
+    try {
+      super(`${errnoName(errno)}: ${message}`);
+    } finally {
+      E.stackTraceLimit = limit;
+    }
     this.name = 'FsError';
     this.errno = errno;
     this.code = errnoName(errno);
