@@ -560,7 +560,13 @@ export function writeReport({ peers = null, scale = null, outDir = RESULTS } = {
   md.push('Where layerbox is slower than a peer (ratio above 1), and why:', '');
   if (!notes.length) md.push('- none', '');
   else {
-    for (const n of notes) md.push(`- ${mdEsc(n.text)}.${n.why ? ` ${n.why}` : ' No explanation on file for this row: profile it.'}`);
+    // One bullet per explanation: the rows it covers, then the reason once.
+    const byWhy = new Map();
+    for (const n of notes) {
+      const k = n.why || `\u0000${n.text}`;
+      byWhy.set(k, [...(byWhy.get(k) ?? []), n.text]);
+    }
+    for (const [why, texts] of byWhy) md.push(`- ${texts.map(mdEsc).join('; ')}.${why.startsWith('\u0000') ? ' No explanation on file for this row: profile it.' : ` ${why}`}`);
     md.push('');
   }
   put('REPORT.md', md.join('\n'));
