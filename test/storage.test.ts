@@ -152,3 +152,31 @@ describe('the read path of the directory store', () => {
     await store.backend.close();
   });
 });
+
+describe('pack indexes', () => {
+  it('a pack of 10,000 blobs, reopened, finds every blob through its sampled index and no other', async () => {
+    const dir = join(tmp, 'many-blobs');
+    const store = await openStore(dir);
+    const blobs = Array.from({ length: 10_000 }, (_, i) => new TextEncoder().encode(`blob ${i} ${'x'.repeat(i % 50)}`));
+    const digests = blobs.map((b) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest);
+    await store.backend.lock(() => store.backend.putBlobs(blobs.map((data, i) => ({ digest: digests[i]!, data }))));
+    await store.backend.close();
+    const again = await openStore(dir);
+    try {
+      // In a random order, so blocks of the index come and go from its cache.
+      const order = [...digests.keys()].sort(() => Math.random() - 0.5);
+      for (const i of order) {
+        expect(again.backend.hasBlob(digests[i]!)).toBe(true);
+        expect(Buffer.from(again.backend.readBlobSync(digests[i]!)).equals(Buffer.from(blobs[i]!))).toBe(true);
+      }
+      for (let i = 0; i < 200; i++) {
+        const absent = `sha256:${createHash('sha256').update(`absent ${i}`).digest('hex')}` as Digest;
+        expect(again.backend.hasBlob(absent)).toBe(false);
+      }
+      expect((await again.backend.listBlobs()).length).toBe(10_000);
+      expect((await again.fsck()).problems).toEqual([]);
+    } finally {
+      await again.backend.close();
+    }
+  });
+});

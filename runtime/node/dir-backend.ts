@@ -16,6 +16,11 @@ const SORTED_INDEX_MAGIC = Buffer.from('LBXPIDS\0', 'latin1');
 const HEADER = 12; // magic + u32 version
 const FOOTER = 16; // u64 index offset + magic
 const ENTRY = 48; // 32 digest bytes + u64 offset + u64 length
+/** Indexes up to this many entries are kept in memory whole; larger ones as a sample (see PackIndex). */
+const RESIDENT_ENTRIES = 4096;
+/** Entries per block of a large index read from disk, and blocks kept per pack. */
+const BLOCK = 64;
+const BLOCK_CACHE = 256;
 const PACK_NAME = /^[0-9a-f]{64}\.pack$/;
 const LOCK_RETRY_MS = 20;
 const LOCK_TIMEOUT_MS = 60_000;
@@ -63,7 +68,19 @@ class PackIndex {
   private total = -1;
   /** One bit per entry: read and found to match its digest in this process (packs never change, so once is enough). */
   private checked: Uint8Array;
-  private constructor(private buf: Buffer, readonly count: number, private dataEnd: number, private bad: (why: string) => LayerboxError) {
+  /** Blocks of entries read from disk (large indexes only), most recently used last. */
+  private blocks = new Map<number, Buffer>();
+  private constructor(
+    /** All entries, when the index is kept in memory whole (small or older packs). */
+    private buf: Buffer | null,
+    /** Otherwise: the first digest of every block of BLOCK entries, searched first; the block is then read from the pack. */
+    private sample: Buffer | null,
+    readonly count: number,
+    private dataEnd: number,
+    private bad: (why: string) => LayerboxError,
+    private readAt: ((pos: number, length: number) => Uint8Array) | null,
+    private entriesPos: number,
+  ) {
     this.checked = new Uint8Array((count + 7) >> 3);
   }
 
@@ -77,10 +94,13 @@ class PackIndex {
 
   /**
    * From an index as stored (u32 count, then entries). A sorted index is used
-   * as it is (nothing per entry is read now; an entry is checked when used);
-   * an older, unsorted one is checked and sorted here.
+   * as it is (nothing per entry is checked now; an entry is checked when
+   * used): a small one kept whole, a large one (given `readAt`, which reads
+   * the pack) as a sample of one digest per block of entries, so a store's
+   * memory does not grow with its blobs. An older, unsorted index is sorted
+   * here and kept whole.
    */
-  static parse(index: Buffer, dataEnd: number, sorted: boolean, bad: (why: string) => LayerboxError): PackIndex {
+  static parse(index: Buffer, dataEnd: number, sorted: boolean, bad: (why: string) => LayerboxError, readAt?: (pos: number, length: number) => Uint8Array, indexPos = 0): PackIndex {
     const count = index.readUInt32LE(0);
     if (index.length !== 4 + count * ENTRY) throw bad(`index of ${count} entries has the wrong length (${index.length} bytes)`);
     let buf = index.subarray(4);
@@ -89,8 +109,33 @@ class PackIndex {
       const out = Buffer.alloc(count * ENTRY);
       order.forEach((from, i) => buf.copy(out, i * ENTRY, from * ENTRY, from * ENTRY + ENTRY));
       buf = out;
+    } else if (readAt && count > RESIDENT_ENTRIES) {
+      const blocks = Math.ceil(count / BLOCK);
+      const sample = Buffer.alloc(blocks * 32);
+      for (let b = 0; b < blocks; b++) buf.copy(sample, b * 32, b * BLOCK * ENTRY, b * BLOCK * ENTRY + 32);
+      return new PackIndex(null, sample, count, dataEnd, bad, readAt, indexPos + 4);
     }
-    return new PackIndex(buf, count, dataEnd, bad);
+    return new PackIndex(Buffer.from(buf), null, count, dataEnd, bad, null, 0);
+  }
+
+  /** Block `b` of a large index, from the cache or the pack. */
+  private block(b: number): Buffer {
+    let blk = this.blocks.get(b);
+    if (blk) {
+      this.blocks.delete(b);
+    } else {
+      const n = Math.min(BLOCK, this.count - b * BLOCK);
+      blk = Buffer.from(this.readAt!(this.entriesPos + b * BLOCK * ENTRY, n * ENTRY));
+      if (this.blocks.size >= BLOCK_CACHE) this.blocks.delete(this.blocks.keys().next().value!);
+    }
+    this.blocks.set(b, blk);
+    return blk;
+  }
+
+  /** Where entry i's 48 bytes are. */
+  private rec(i: number): { buf: Buffer; p: number } {
+    if (this.buf) return { buf: this.buf, p: i * ENTRY };
+    return { buf: this.block(Math.floor(i / BLOCK)), p: (i % BLOCK) * ENTRY };
   }
 
   /** Entries as stored: sorted by digest, the same bytes for the same blobs at the same offsets. */
@@ -108,17 +153,29 @@ class PackIndex {
   }
 
   private at(i: number): { offset: number; length: number; entry: number } {
-    const p = i * ENTRY;
-    const offset = Number(this.buf.readBigUInt64LE(p + 32)), length = Number(this.buf.readBigUInt64LE(p + 40));
+    const { buf, p } = this.rec(i);
+    const offset = Number(buf.readBigUInt64LE(p + 32)), length = Number(buf.readBigUInt64LE(p + 40));
     if (offset < HEADER || offset + length > this.dataEnd) throw this.bad(`entry ${i} lies outside the data area`);
     return { offset, length, entry: i };
   }
 
   find(key: Uint8Array): { offset: number; length: number; entry: number } | null {
     let lo = 0, hi = this.count - 1;
+    if (this.sample) {
+      // The last block whose first digest is not above the key holds it, if anything does.
+      let blo = 0, bhi = this.sample.length / 32 - 1;
+      while (blo < bhi) {
+        const mid = (blo + bhi + 1) >>> 1;
+        if (compareKeys(this.sample, mid * 32, key, 0) <= 0) blo = mid;
+        else bhi = mid - 1;
+      }
+      lo = blo * BLOCK;
+      hi = Math.min(this.count, lo + BLOCK) - 1;
+    }
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const c = compareKeys(this.buf, mid * ENTRY, key, 0);
+      const { buf, p } = this.rec(mid);
+      const c = compareKeys(buf, p, key, 0);
       if (c === 0) return this.at(mid);
       if (c < 0) lo = mid + 1;
       else hi = mid - 1;
@@ -137,7 +194,10 @@ class PackIndex {
   }
 
   *entries(): Generator<PackEntry> {
-    for (let i = 0; i < this.count; i++) yield { digest: digestFromBytes(this.buf.subarray(i * ENTRY, i * ENTRY + 32)), ...this.at(i) };
+    for (let i = 0; i < this.count; i++) {
+      const { buf, p } = this.rec(i);
+      yield { digest: digestFromBytes(buf.subarray(p, p + 32)), ...this.at(i) };
+    }
   }
 }
 
@@ -151,7 +211,7 @@ function compareKeys(a: Uint8Array, ai: number, b: Uint8Array, bi: number): numb
 }
 
 /** Reads a pack's header, footer and index (never its data); throws a LayerboxError naming the pack if any is wrong. */
-function readPackIndex(file: string, fd: number, withHash = false): { index: PackIndex; indexHash: string } {
+function readPackIndex(file: string, fd: number, withHash = false, readAt?: (pos: number, length: number) => Uint8Array): { index: PackIndex; indexHash: string } {
   const where = `packs/${path.basename(file)}`;
   const size = fs.fstatSync(fd).size;
   const bad = (why: string) => new LayerboxError(`pack ${where} is broken: ${why}`);
@@ -166,7 +226,7 @@ function readPackIndex(file: string, fd: number, withHash = false): { index: Pac
   const indexOffset = Number(foot.readBigUInt64LE(0));
   if (indexOffset < HEADER || indexOffset > size - FOOTER - 4) throw bad(`index offset ${indexOffset} out of range`);
   const raw = Buffer.from(readExact(fd, indexOffset, size - FOOTER - indexOffset));
-  return { index: PackIndex.parse(raw, indexOffset, sorted, bad), indexHash: withHash ? sha256(raw).toString('hex') : '' };
+  return { index: PackIndex.parse(raw, indexOffset, sorted, bad, readAt, indexOffset), indexHash: withHash ? sha256(raw).toString('hex') : '' };
 }
 
 /**
@@ -197,7 +257,7 @@ export class DirBackend implements Backend {
     for (const name of this.packs.keys()) if (!names.has(name)) this.forget(name);
     for (const name of names) {
       if (this.packs.has(name) || this.broken.has(name)) continue;
-      try { this.packs.set(name, readPackIndex(this.p('packs', name), this.fd(name)).index); } catch (e) {
+      try { this.packs.set(name, readPackIndex(this.p('packs', name), this.fd(name), false, (pos, len) => readExact(this.fd(name), pos, len)).index); } catch (e) {
         if (errCode(e) === 'ENOENT') continue; // removed by a gc while we looked
         if (!(e instanceof LayerboxError)) throw e;
         this.broken.add(name);
