@@ -10,10 +10,11 @@
 //                                 commit, many boxes), then bench/results/REPORT.md
 //                                 with SVG charts (bench/report.mjs)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { newest } from './lib/newest.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -28,15 +29,6 @@ const log = (s) => process.stderr.write(`${s}\n`);
 
 execFileSync('bash', [join(root, 'scripts/build-bench.sh')], { stdio: 'inherit' });
 
-/** Newest mtime under a directory. */
-function newest(dir) {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
 const dist = join(root, 'dist/node.js');
 if (!existsSync(dist) || statSync(dist).mtimeMs < Math.max(newest(join(root, 'src')), newest(join(root, 'runtime')))) {
   log('bundling dist/ (node esbuild.config.mjs)...');

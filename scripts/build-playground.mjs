@@ -22,6 +22,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { newest } from './lib/newest.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const r = (p) => join(root, p);
@@ -45,14 +46,6 @@ const secs = (t) => `${((performance.now() - t) / 1000).toFixed(1)} s`;
 const kib = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
 
 const mtime = (p) => statSync(p).mtimeMs;
-/** Newest mtime of a file, or of everything under a directory. */
-function newest(p) {
-  const st = statSync(p);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let t = st.mtimeMs;
-  for (const e of readdirSync(p)) t = Math.max(t, newest(join(p, e)));
-  return t;
-}
 const stale = (out, inputs) => force || !existsSync(out) || mtime(out) < Math.max(...inputs.map(newest));
 
 function sh(cmd, args, what) {

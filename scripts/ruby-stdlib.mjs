@@ -12,9 +12,10 @@
 // written to a temp directory next to it and renamed into place, so an OUT
 // that exists is complete: then nothing is done. Remove OUT to extract again.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { newest } from './lib/newest.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const defaultOut = join(root, 'test/.cache/ruby-stdlib');
@@ -22,15 +23,6 @@ export const defaultOut = join(root, 'test/.cache/ruby-stdlib');
 /** The directory the stdlib lives in inside ruby+stdlib.wasm (its embedded /usr). */
 const STDLIB = '/usr/local/lib/ruby';
 
-/** Newest modification time of the files under `dir`. */
-function newest(dir) {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 /** layerbox's Node library from dist/ (bundled first if it is missing or older than src/ and runtime/). */
 async function loadLayerbox() {
