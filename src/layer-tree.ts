@@ -33,20 +33,9 @@ const F_OPAQUE = 1, F_REDIRECT = 2, F_LINKS = 4;
  */
 export const MAX_LAYER_ENTRIES = 4_000_000;
 
-/** One entry of a directory page, as stored. */
-export interface PageEntry {
+/** One entry of a directory page, as stored: a layer entry named within its directory (a hard link's target stays a full path). */
+export interface PageEntry extends Omit<LayerEntry, 'path' | 'ino' | 'atime' | 'ctime'> {
   name: string;
-  type: EntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  mtime: bigint;
-  size?: number;
-  chunks?: (Digest | null)[];
-  /** Symlink target, or the full path of a hard link's first name. */
-  target?: string;
-  opaque?: boolean;
-  redirect?: string;
   /** Directories: the page of their entries. */
   page?: Digest;
   /** A file or symlink with hard links: the full paths of its other names. */
@@ -260,15 +249,10 @@ export async function readLayerTable(bytes: Uint8Array, what: string, getPage: (
       const list = decoded.get(page)!;
       if (entries.length + list.length > root.entries) throw new LayerboxError(`${what}: the layer says ${root.entries} entries, its pages hold more`);
       for (const e of list) {
-        const path = joinPath(dir, e.name);
-        const le: LayerEntry = { path, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, mtime: e.mtime };
-        if (e.size !== undefined) le.size = e.size;
-        if (e.chunks) le.chunks = e.chunks;
-        if (e.target !== undefined) le.target = e.target;
-        if (e.opaque) le.opaque = true;
-        if (e.redirect !== undefined) le.redirect = e.redirect;
-        entries.push(le);
-        if (e.type === 'dir') next.push({ dir: path, page: e.page! });
+        const { name, page: sub, links: _links, ...rest } = e;
+        const path = joinPath(dir, name);
+        entries.push({ path, ...rest });
+        if (e.type === 'dir') next.push({ dir: path, page: sub! });
       }
     });
     level = next;

@@ -462,11 +462,16 @@ export class DirBackend implements Backend {
       if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}`);
       data = this.readRaw(loc);
     }
-    const index = this.packs.get(loc!.pack);
-    if (index && loc!.entry !== undefined && index.isChecked(loc!.entry)) return data;
-    if (digestFromBytes(sha256(data)) !== digest) throw new LayerboxError(`blob ${digest} is corrupt: its content does not match its digest (in packs/${loc!.pack})`);
-    if (index && loc!.entry !== undefined) index.setChecked(loc!.entry);
+    this.check(loc!, digest, data);
     return data;
+  }
+
+  /** Checks bytes read from `loc` against `digest` once per process (packs never change); a mismatch names the blob. */
+  private check(loc: Loc, digest: Digest, data: Uint8Array): void {
+    const index = this.packs.get(loc.pack);
+    if (index && loc.entry !== undefined && index.isChecked(loc.entry)) return;
+    if (digestFromBytes(sha256(data)) !== digest) throw new LayerboxError(`blob ${digest} is corrupt: its content does not match its digest (in packs/${loc.pack})`);
+    if (index && loc.entry !== undefined) index.setChecked(loc.entry);
   }
 
   readBlobsInto(run: Digest[], lengths: number[], dest: Uint8Array, from: number): boolean {
@@ -496,11 +501,8 @@ export class DirBackend implements Backend {
       // Check, in place, the blobs read for the first time.
       let p = at - skip;
       for (let k = i; k <= j; k++) {
-        const l = locs[k]!, index = this.packs.get(l.pack)!;
-        if (!index.isChecked(l.entry!)) {
-          if (digestFromBytes(sha256(dest.subarray(p, p + l.length))) !== run[k]) throw new LayerboxError(`blob ${run[k]} is corrupt: its content does not match its digest (in packs/${l.pack})`);
-          index.setChecked(l.entry!);
-        }
+        const l = locs[k]!;
+        this.check(l, run[k]!, dest.subarray(p, p + l.length));
         p += l.length;
       }
       at += n;
