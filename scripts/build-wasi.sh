@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds every test/wasi/*.c into test/wasi/build/<name>.wasm.
+# Builds every test/wasi/*.c into test/wasi/build/<name>.wasm (or, with
+# WASI_SRC=DIR, every DIR/*.c into DIR/build/<name>.wasm: scripts/build-attack.sh).
 #
 #   scripts/build-wasi.sh            rebuild what is stale (a .c or common.h
 #                                    newer than its .wasm, or a missing .wasm)
@@ -18,7 +19,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SRC="$ROOT/test/wasi"
+SRC="${WASI_SRC:-$ROOT/test/wasi}"
 OUT="$SRC/build"
 
 mode=stale
@@ -30,12 +31,10 @@ case "${1:-}" in
   *) echo "build-wasi: unknown option $1" >&2; exit 2 ;;
 esac
 
-# Extra flags per program; only where a program needs a wasi-libc emulation
-# (e.g. mman: -D_WASI_EMULATED_MMAN -lwasi-emulated-mman). None do today.
+# Extra flags per program, from a line "// cflags: ..." in its source (e.g. a
+# wasi-libc emulation, or -Wl,--max-memory=4294967296 for a 4 GiB guest).
 extra_flags() {
-  case "$1" in
-    *) ;;
-  esac
+  sed -n 's|^// cflags: *||p' "$SRC/$1.c" | head -n 1
 }
 
 CFLAGS=(--target=wasm32-wasi -O2 -Wall -Wl,--strip-debug -ffile-prefix-map="$SRC"=. -fdebug-prefix-map="$SRC"=.)
@@ -78,7 +77,7 @@ stale=()
 for c in "${sources[@]}"; do
   name="$(basename "$c" .c)"
   w="$OUT/$name.wasm"
-  if [ "$mode" = force ] || [ ! -f "$w" ] || [ "$c" -nt "$w" ] || [ "$SRC/common.h" -nt "$w" ]; then
+  if [ "$mode" = force ] || [ ! -f "$w" ] || [ "$c" -nt "$w" ] || { [ -f "$SRC/common.h" ] && [ "$SRC/common.h" -nt "$w" ]; }; then
     stale+=("$name")
   fi
 done
@@ -92,5 +91,5 @@ for name in "${stale[@]}"; do
   compile "$name" "$OUT/.$name.wasm.tmp"
   chmod 644 "$OUT/.$name.wasm.tmp" # wasm-ld marks its output executable
   mv -f "$OUT/.$name.wasm.tmp" "$OUT/$name.wasm"
-  echo "built test/wasi/build/$name.wasm"
+  echo "built ${OUT#"$ROOT"/}/$name.wasm"
 done
