@@ -146,8 +146,10 @@ describe('box.run in the library', () => {
 describe('a box in use', () => {
   it('is refused to another process while a guest runs in it, and free again afterwards', async () => {
     expect((await lb(['box', 'create', 'busy', '--image', 'base'])).code).toBe(0);
-    const running = lb(['run', '--box', 'busy', '--timeout', '3', GUEST, '--', 'loop']);
-    await new Promise((r) => setTimeout(r, 1200));
+    // The timeout only has to outlast three CLI calls on a busy host; the test starts once the run holds the box.
+    const running = lb(['run', '--box', 'busy', '--timeout', '10', GUEST, '--', 'loop']);
+    const lease = join(store, 'leases', 'busy');
+    while (!existsSync(lease)) await new Promise((r) => setTimeout(r, 10));
     await writeFile(join(tmp, 'x.txt'), 'x');
     const cp = await lb(['cp', join(tmp, 'x.txt'), 'busy:/x.txt']);
     expect(cp.code).toBe(1);
