@@ -80,6 +80,22 @@ describe('a guest above 2 GiB of memory, through the CLI', () => {
     expect((await lb(store, 'cat', 'mem:/fault/w.txt')).stdout).toBe('AAAA');
   });
 
+  it('runs with all 4 GiB of memory: the same answers from the last 2 MiB, EFAULT for ranges that wrap past 2^32', async () => {
+    const r = await lb(store, 'run', '--image', 'base', GUEST, '--', 'top');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout, 'memory')).toEqual([String(2 ** 32)]);
+    const low = lines(r.stdout, 'low');
+    expect(low).toContain('read 2 [o from high memory\\x0a]');
+    expect(lines(r.stdout, 'high')).toEqual(low);
+    const fault = lines(r.stdout, 'fault');
+    const calls = fault.filter((l) => !l.startsWith('setup') && !l.startsWith('after'));
+    expect(calls.length).toBe(9);
+    for (const l of calls) expect(l).toMatch(/ 21$/);
+    // The last byte of memory is as good as any other.
+    expect(fault).toEqual(expect.arrayContaining(['setup random_get to the last byte 0', 'setup clock_time_get at the last 8 bytes 0', 'after writes: size 0']));
+  });
+
   it('with --memory below 2 GiB, the same guest sees memory.grow fail and stops on its own terms', async () => {
     const r = await lb(store, 'run', '--image', 'base', '--memory', '64M', GUEST);
     expect(r).toMatchObject({ code: 1, stdout: 'memory.grow failed\n' });

@@ -1,6 +1,9 @@
 // Every WASI call with every pointer above 2 GiB, compared with the same calls
 // from low memory; then calls with pointers out of bounds (EFAULT, no effect).
-// Usage: mem_high  (prints "low ..." and "high ..." lines, then "fault ..." lines)
+// Usage: mem_high      memory of 2 GiB + 2 MiB, the high calls just above 2 GiB
+//        mem_high top  memory of 4 GiB, the high calls in the last 2 MiB; the
+//                      faults are ranges that wrap past 2^32
+// Prints "low ..." and "high ..." lines, then "fault ..." lines.
 // cflags: -Wl,--max-memory=4294967296
 #include <stdint.h>
 #include <stdio.h>
@@ -299,18 +302,44 @@ static void faults(P base) {
   w_fd_close(fd);
 }
 
-int main(void) {
-  // Grow memory to 2 GiB + 2 MiB; the "high" region starts 64 KiB above 2 GiB.
-  uint64_t want = (1ull << 31) + (2u << 20);
+/** With all 4 GiB of memory every address is valid: only a range that wraps past 2^32 is out of bounds. */
+static void top_faults(void) {
+  mode = "fault";
+  cur = 0xFFF80000u;
+  P fdp = res(4), nw = res(4);
+  printf("fault setup open %d\n", w_path_open(ROOT, 0, LIT("top.txt"), 1, ALL, ALL, 0, fdp));
+  uint32_t fd = rd32(fdp);
+  printf("fault setup random_get to the last byte %d\n", w_random_get(0xFFFFFFF0u, 0x10));
+  printf("fault setup clock_time_get at the last 8 bytes %d\n", w_clock_time_get(0, 1, 0xFFFFFFF8u));
+  FAULT("random_get wraps", w_random_get(0xFFFFFFF0u, 0x20));
+  FAULT("fd_write buffer wraps", w_fd_write(fd, iov1(0xFFFFFFF0u, 0x20), 1, nw));
+  FAULT("fd_write iovec array wraps", w_fd_write(fd, 0xFFFFFFFCu, 1, nw));
+  FAULT("fd_write nwritten wraps", w_fd_write(fd, iov1(cur, 4), 1, 0xFFFFFFFEu));
+  FAULT("clock_time_get wraps", w_clock_time_get(0, 1, 0xFFFFFFFCu));
+  FAULT("fd_readdir wraps", w_fd_readdir(ROOT, 0x10, 0xFFFFFFFFu, 0, res(4)));
+  FAULT("path_open path wraps", w_path_open(ROOT, 0, 0xFFFFFFFEu, 4, 1, ALL, ALL, 0, fdp));
+  FAULT("poll_oneoff wraps", w_poll_oneoff(0xFFFFFFE0u, res(32), 1, res(4)));
+  FAULT("fd_filestat_get wraps", w_fd_filestat_get(fd, 0xFFFFFFF0u));
+  P st = res(64);
+  w_fd_filestat_get(fd, st);
+  printf("fault after writes: size %llu\n", (unsigned long long)rd64(st + 32));
+  w_fd_close(fd);
+}
+
+int main(int argc, char **argv) {
+  int top = argc > 1 && strcmp(argv[1], "top") == 0;
+  // Grow memory to 2 GiB + 2 MiB (the "high" region starts 64 KiB above 2 GiB), or to 4 GiB.
+  uint64_t want = top ? 1ull << 32 : (1ull << 31) + (2u << 20);
   if (__builtin_wasm_memory_grow(0, (want - memsize()) / 65536) == (size_t)-1) {
     printf("memory.grow failed\n");
     return 1;
   }
-  P high = 0x80010000u;
+  P high = top ? 0xFFE00000u : 0x80010000u;
   printf("memory %llu\n", (unsigned long long)memsize());
   // The big-buffer readdir: low, with a length of 2 GiB; high, up to the end of memory.
   suite("low", (P)(uintptr_t)low_region, (P)(uintptr_t)low_region + REGION / 2, 0x80000000u);
-  suite("high", high, high + (1u << 20), (P)memsize() - (high + (1u << 20)));
-  faults(high);
+  suite("high", high, high + (1u << 20), (P)(memsize() - (high + (1u << 20))));
+  if (top) top_faults();
+  else faults(high);
   return 0;
 }
