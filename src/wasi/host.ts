@@ -96,20 +96,25 @@ export class WasiHost {
     for (let i = 3; i < this.fds.length; i++) if (this.fds[i] === undefined) this.release(i);
     const imports = this.imports();
     const trace = o.trace;
+    const u = (x: unknown) => (typeof x === 'number' ? x >>> 0 : x);
     for (const [k, f] of Object.entries(imports)) {
       // proc_exit's code is the guest's own int; everything else is unsigned.
       const unsigned = k !== 'proc_exit';
-      imports[k] = (...a: unknown[]) => {
-        if (unsigned) for (let i = 0; i < a.length; i++) if (typeof a[i] === 'number') a[i] = (a[i] as number) >>> 0;
+      // Fixed parameters, not a rest array: this runs on every syscall. No import has more than 9.
+      imports[k] = (a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f5?: unknown, g?: unknown, h?: unknown, i?: unknown) => {
+        if (unsigned) (a = u(a)), (b = u(b)), (c = u(c)), (d = u(d)), (e = u(e)), (f5 = u(f5)), (g = u(g)), (h = u(h)), (i = u(i));
         let r: number | void = undefined;
         try {
-          r = f(...a);
-        } catch (e) {
-          if (e instanceof WasiExit) throw e;
+          r = f(a, b, c, d, e, f5, g, h, i);
+        } catch (x) {
+          if (x instanceof WasiExit) throw x;
           // Never a trap for the guest: its memory is its own fault, the rest the host's (EIO).
-          r = e === FAULT ? Errno.FAULT : e instanceof FsError ? e.errno : Errno.IO;
-        } finally {
-          trace?.(k, a, r);
+          r = x === FAULT ? Errno.FAULT : x instanceof FsError ? x.errno : Errno.IO;
+        }
+        if (trace) {
+          const args = [a, b, c, d, e, f5, g, h, i];
+          while (args.length && args[args.length - 1] === undefined) args.pop();
+          trace(k, args, r);
         }
         return r;
       };
@@ -138,12 +143,20 @@ export class WasiHost {
 
   // Guest memory. The buffer is read afresh on every access: memory.grow replaces it.
 
+  private buf: ArrayBuffer | null = null;
+  private dv: DataView | null = null;
   /** Throws EFAULT unless [ptr, ptr + len) is inside guest memory (both u32: the sum is exact). */
   private need(ptr: number, len: number): void {
     if (ptr + len > this.memory!.buffer.byteLength) throw FAULT;
   }
+  /** A view of the current memory (kept until memory.grow replaces the buffer). */
   private view(): DataView {
-    return new DataView(this.memory!.buffer);
+    const b = this.memory!.buffer;
+    if (b !== this.buf || this.dv!.byteLength !== b.byteLength) {
+      this.buf = b;
+      this.dv = new DataView(b);
+    }
+    return this.dv!;
   }
   /** The guest's bytes [ptr, ptr + len), checked; a view, not a copy. */
   private bytes(ptr: number, len: number): Uint8Array {
