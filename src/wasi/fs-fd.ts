@@ -70,6 +70,8 @@ abstract class RightsFd extends Fd {
 export class DirFd extends RightsFd {
   /** Names handed out by readdir, so cookie n means "after names[n - 3]" even while the directory changes. */
   private issued: string[] = [];
+  /** Each name's place in `issued`: listing the directory again reuses its cookies, so re-reading it forever does not grow the host's memory. */
+  private issuedAt = new Map<string, number>();
   private cache: { version: number; entries: DirEntry[] } | null = null;
 
   constructor(readonly ctx: FsFdContext, readonly path: string, rightsBase: bigint, rightsInheriting: bigint, readonly preopenName?: string) {
@@ -169,8 +171,12 @@ export class DirFd extends RightsFd {
       }
       const e = list[lo];
       if (!e) return { ret: Errno.SUCCESS, dirent: null };
-      this.issued.push(e.name);
-      return { ret: Errno.SUCCESS, dirent: new Dirent(BigInt(this.issued.length + 2), BigInt(e.ino), e.name, TYPE[e.type]) };
+      let at = this.issuedAt.get(e.name);
+      if (at === undefined) {
+        at = this.issued.push(e.name) - 1;
+        this.issuedAt.set(e.name, at);
+      }
+      return { ret: Errno.SUCCESS, dirent: new Dirent(BigInt(at + 3), BigInt(e.ino), e.name, TYPE[e.type]) };
     } catch (e) {
       if (e instanceof FsError) return { ret: e.errno, dirent: null };
       throw e;
