@@ -29,6 +29,8 @@ static int fill(void) {
 }
 
 int main(void) {
+  // Line by line: a watcher sees "opened" while the table is full.
+  setvbuf(stdout, NULL, _IOLBF, 0);
   int keep = open("/f.txt", O_CREAT | O_RDWR, 0644);
   if (keep < 0 || write(keep, "data", 4) != 4) return 1;
   int n = fill();
