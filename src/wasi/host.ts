@@ -110,11 +110,12 @@ export class WasiHost {
           if (x instanceof WasiExit) throw x;
           // Never a trap for the guest: its memory is its own fault, the rest the host's (EIO).
           r = x === FAULT ? Errno.FAULT : x instanceof FsError ? x.errno : Errno.IO;
-        }
-        if (trace) {
-          const args = [a, b, c, d, e, f5, g, h, i];
-          while (args.length && args[args.length - 1] === undefined) args.pop();
-          trace(k, args, r);
+        } finally {
+          if (trace) {
+            const args = [a, b, c, d, e, f5, g, h, i];
+            while (args.length && args[args.length - 1] === undefined) args.pop();
+            trace(k, args, r);
+          }
         }
         return r;
       };
