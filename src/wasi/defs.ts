@@ -27,3 +27,10 @@ export const FILE_RIGHTS = R.FD_DATASYNC | R.FD_READ | R.FD_SEEK | R.FD_FDSTAT_S
 /** Rights a directory can have (its own operations). */
 export const DIR_RIGHTS = R.FD_FDSTAT_SET_FLAGS | R.FD_SYNC | R.FD_ADVISE | R.PATH_CREATE_DIRECTORY | R.PATH_CREATE_FILE | R.PATH_LINK_SOURCE | R.PATH_LINK_TARGET | R.PATH_OPEN | R.FD_READDIR | R.PATH_READLINK | R.PATH_RENAME_SOURCE | R.PATH_RENAME_TARGET | R.PATH_FILESTAT_GET | R.PATH_FILESTAT_SET_SIZE | R.PATH_FILESTAT_SET_TIMES | R.FD_FILESTAT_GET | R.FD_FILESTAT_SET_TIMES | R.PATH_SYMLINK | R.PATH_REMOVE_DIRECTORY | R.PATH_UNLINK_FILE | R.FD_DATASYNC;
 export const STDIO_RIGHTS = R.FD_READ | R.FD_WRITE | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE;
+
+/** Most fds a guest may have open at once (a ulimit): past it path_open fails with EMFILE. */
+export const MAX_FDS = 65536;
+/** Longest path (bytes) taken from a guest; longer is ENAMETOOLONG before anything is copied (4 bytes per char of PATH_MAX). */
+export const GUEST_PATH_MAX = 16384;
+/** Largest piece one fd_read/fd_write hands an fd at once: a huge guest buffer is not copied whole on the host. */
+export const IO_CHUNK = 16 << 20;

@@ -24,6 +24,8 @@ function attemptR<K extends string, T>(key: K, empty: T, f: () => T): { ret: num
   }
 }
 
+const I64_MAX = (1n << 63n) - 1n;
+
 const TYPE = { file: FILETYPE.REGULAR_FILE, dir: FILETYPE.DIRECTORY, symlink: FILETYPE.SYMBOLIC_LINK } as const;
 
 export function toFilestat(st: Stat, dev = 1n): Filestat {
@@ -68,6 +70,8 @@ abstract class RightsFd extends Fd {
 export class DirFd extends RightsFd {
   /** Names handed out by readdir, so cookie n means "after names[n - 3]" even while the directory changes. */
   private issued: string[] = [];
+  /** Each name's place in `issued`: listing the directory again reuses its cookies, so re-reading it forever does not grow the host's memory. */
+  private issuedAt = new Map<string, number>();
   private cache: { version: number; entries: DirEntry[] } | null = null;
 
   constructor(readonly ctx: FsFdContext, readonly path: string, rightsBase: bigint, rightsInheriting: bigint, readonly preopenName?: string) {
@@ -167,8 +171,12 @@ export class DirFd extends RightsFd {
       }
       const e = list[lo];
       if (!e) return { ret: Errno.SUCCESS, dirent: null };
-      this.issued.push(e.name);
-      return { ret: Errno.SUCCESS, dirent: new Dirent(BigInt(this.issued.length + 2), BigInt(e.ino), e.name, TYPE[e.type]) };
+      let at = this.issuedAt.get(e.name);
+      if (at === undefined) {
+        at = this.issued.push(e.name) - 1;
+        this.issuedAt.set(e.name, at);
+      }
+      return { ret: Errno.SUCCESS, dirent: new Dirent(BigInt(at + 3), BigInt(e.ino), e.name, TYPE[e.type]) };
     } catch (e) {
       if (e instanceof FsError) return { ret: e.errno, dirent: null };
       throw e;
@@ -290,10 +298,14 @@ export class FileFd extends RightsFd {
   }
   override fd_filestat_set_size(size: bigint): number {
     if (!this.can(RIGHTS.FD_FILESTAT_SET_SIZE)) return Errno.NOTCAPABLE;
+    // The guest's u64 arrives as a signed i64: past 2^63 - 1 it is negative, as in ftruncate.
+    if (size < 0n) return Errno.INVAL;
     return attempt(() => this.file.truncate(Number(size)));
   }
   override fd_allocate(offset: bigint, len: bigint): number {
     if (!this.can(RIGHTS.FD_ALLOCATE)) return Errno.NOTCAPABLE;
+    // As posix_fallocate: offsets are signed 64-bit, and the end must not overflow them.
+    if (offset < 0n || len < 0n || offset + len > I64_MAX) return Errno.INVAL;
     const end = Number(offset + len);
     return attempt(() => {
       if (end > this.file.size) this.file.truncate(end);
@@ -313,6 +325,7 @@ export class FileFd extends RightsFd {
   }
   override fd_pread(size: number, offset: bigint) {
     if (!this.can(RIGHTS.FD_READ | RIGHTS.FD_SEEK)) return { ret: Errno.NOTCAPABLE, data: new Uint8Array() };
+    if (offset < 0n) return { ret: Errno.INVAL, data: new Uint8Array() };
     return attemptR('data', new Uint8Array(), () => this.file.read(Number(offset), size, true));
   }
   /** fd_read into guest memory without a copy in between (when the file can). Null: use fd_read. */
@@ -326,6 +339,7 @@ export class FileFd extends RightsFd {
   fd_pread_into(dest: Uint8Array, offset: bigint): { ret: number; n: number } | null {
     if (!this.file.readInto) return null;
     if (!this.can(RIGHTS.FD_READ | RIGHTS.FD_SEEK)) return { ret: Errno.NOTCAPABLE, n: 0 };
+    if (offset < 0n) return { ret: Errno.INVAL, n: 0 };
     return attemptR('n', 0, () => this.file.readInto!(Number(offset), dest));
   }
   override fd_write(data: Uint8Array) {
@@ -340,6 +354,7 @@ export class FileFd extends RightsFd {
   }
   override fd_pwrite(data: Uint8Array, offset: bigint) {
     if (!this.can(RIGHTS.FD_WRITE | RIGHTS.FD_SEEK)) return { ret: Errno.NOTCAPABLE, nwritten: 0 };
+    if (offset < 0n) return { ret: Errno.INVAL, nwritten: 0 };
     return attemptR('nwritten', 0, () => {
       // As on Linux, pwrite on an O_APPEND file appends.
       this.file.write(this.flags & FDFLAGS.APPEND ? this.file.size : Number(offset), data);
@@ -351,7 +366,7 @@ export class FileFd extends RightsFd {
     const base = whence === WHENCE.SET ? 0 : whence === WHENCE.CUR ? this.position : whence === WHENCE.END ? this.file.size : NaN;
     if (Number.isNaN(base)) return { ret: Errno.INVAL, offset: 0n };
     const next = BigInt(base) + offset;
-    if (next < 0n) return { ret: Errno.INVAL, offset: 0n };
+    if (next < 0n || next > I64_MAX) return { ret: Errno.INVAL, offset: 0n };
     this.position = Number(next);
     return { ret: Errno.SUCCESS, offset: next };
   }

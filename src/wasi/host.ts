@@ -1,6 +1,6 @@
-import { Errno } from '../errno.js';
+import { Errno, FsError } from '../errno.js';
 import { fromUtf8, utf8 } from '../text.js';
-import { CLOCK, EVENTTYPE, SUBCLOCKFLAGS_ABSTIME } from './defs.js';
+import { CLOCK, EVENTTYPE, GUEST_PATH_MAX, IO_CHUNK, MAX_FDS, SUBCLOCKFLAGS_ABSTIME } from './defs.js';
 import { Dirent, Fd, Fdstat, Filestat } from './fd.js';
 
 /** Reads into guest memory, offered by fds that can (FileFd over the overlay); null means "use fd_read". */
@@ -16,6 +16,13 @@ export class WasiExit extends Error {
     this.name = 'WasiExit';
   }
 }
+
+/**
+ * Thrown inside an import when the guest names memory it does not have; the
+ * import returns EFAULT. One instance: it is control flow, not a report.
+ */
+class GuestFault extends Error {}
+const FAULT = new GuestFault('EFAULT');
 
 /** Host services the WASI layer needs; passed in so tests and hosts can swap them. */
 export interface WasiEnv {
@@ -50,6 +57,8 @@ export interface WasiOptions {
   wasiEnv?: WasiEnv;
   /** Called for every syscall (LAYERBOX_TRACE): name, arguments, errno. */
   trace?: (name: string, args: unknown[], result: unknown) => void;
+  /** Most fds open at once (default MAX_FDS); past it path_open fails with EMFILE. */
+  maxFds?: number;
 }
 
 interface Instance {
@@ -60,6 +69,12 @@ interface Instance {
  * A wasi_snapshot_preview1 host: all 46 functions over an fd table. Exposes
  * `wasiImport`, `start(instance)` and `initialize(instance)` like node:wasi
  * and browser_wasi_shim, so glue such as @ruby/wasm-wasi accepts it.
+ *
+ * Every pointer, length and count from the guest is an unsigned 32-bit
+ * number, and every range of guest memory is checked against the memory's
+ * current size before anything else happens: out of bounds is EFAULT, and a
+ * call that fails so has had no effect. No import throws into the guest
+ * except proc_exit: an unexpected host error is EIO.
  */
 export class WasiHost {
   readonly args: string[];
@@ -68,26 +83,42 @@ export class WasiHost {
   readonly wasiImport: Record<string, (...a: any[]) => number | void>;
   private memory: { buffer: ArrayBuffer } | null = null;
   private readonly e: WasiEnv;
+  private readonly maxFds: number;
+  /** Free slots (>= 3) below fds.length, as a binary min-heap: the lowest is reused first, as POSIX does. */
+  private readonly free: number[] = [];
 
   constructor(o: WasiOptions) {
     this.args = o.args ?? [];
     this.env = o.env ?? [];
     this.fds = o.fds;
     this.e = o.wasiEnv ?? defaultWasiEnv;
+    this.maxFds = Math.max(o.maxFds ?? MAX_FDS, this.fds.length);
+    for (let i = 3; i < this.fds.length; i++) if (this.fds[i] === undefined) this.release(i);
     const imports = this.imports();
-    if (o.trace) {
-      const trace = o.trace;
-      for (const [k, f] of Object.entries(imports)) {
-        imports[k] = (...a: unknown[]) => {
-          let r: unknown;
-          try {
-            r = f(...a);
-            return r as number;
-          } finally {
-            trace(k, a, r);
+    const trace = o.trace;
+    const u = (x: unknown) => (typeof x === 'number' ? x >>> 0 : x);
+    for (const [k, f] of Object.entries(imports)) {
+      // proc_exit's code is the guest's own int; everything else is unsigned.
+      const unsigned = k !== 'proc_exit';
+      // Fixed parameters, not a rest array: this runs on every syscall. No import has more than 9.
+      imports[k] = (a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f5?: unknown, g?: unknown, h?: unknown, i?: unknown) => {
+        if (unsigned) (a = u(a)), (b = u(b)), (c = u(c)), (d = u(d)), (e = u(e)), (f5 = u(f5)), (g = u(g)), (h = u(h)), (i = u(i));
+        let r: number | void = undefined;
+        try {
+          r = f(a, b, c, d, e, f5, g, h, i);
+        } catch (x) {
+          if (x instanceof WasiExit) throw x;
+          // Never a trap for the guest: its memory is its own fault, the rest the host's (EIO).
+          r = x === FAULT ? Errno.FAULT : x instanceof FsError ? x.errno : Errno.IO;
+        } finally {
+          if (trace) {
+            const args = [a, b, c, d, e, f5, g, h, i];
+            while (args.length && args[args.length - 1] === undefined) args.pop();
+            trace(k, args, r);
           }
-        };
-      }
+        }
+        return r;
+      };
     }
     this.wasiImport = imports;
   }
@@ -111,71 +142,149 @@ export class WasiHost {
     init?.();
   }
 
+  // Guest memory. The buffer is read afresh on every access: memory.grow replaces it.
+
+  private buf: ArrayBuffer | null = null;
+  private dv: DataView | null = null;
+  /** Throws EFAULT unless [ptr, ptr + len) is inside guest memory (both u32: the sum is exact). */
+  private need(ptr: number, len: number): void {
+    if (ptr + len > this.memory!.buffer.byteLength) throw FAULT;
+  }
+  /** A view of the current memory (kept until memory.grow replaces the buffer). */
   private view(): DataView {
-    return new DataView(this.memory!.buffer);
+    const b = this.memory!.buffer;
+    if (b !== this.buf || this.dv!.byteLength !== b.byteLength) {
+      this.buf = b;
+      this.dv = new DataView(b);
+    }
+    return this.dv!;
   }
-  private bytes(): Uint8Array {
-    return new Uint8Array(this.memory!.buffer);
+  /** The guest's bytes [ptr, ptr + len), checked; a view, not a copy. */
+  private bytes(ptr: number, len: number): Uint8Array {
+    this.need(ptr, len);
+    return new Uint8Array(this.memory!.buffer, ptr, len);
   }
+  private setU32(ptr: number, value: number): void {
+    this.need(ptr, 4);
+    this.view().setUint32(ptr, value, true);
+  }
+  private setU64(ptr: number, value: bigint): void {
+    this.need(ptr, 8);
+    this.view().setBigUint64(ptr, BigInt.asUintN(64, value), true);
+  }
+  /** A path from the guest; a length past GUEST_PATH_MAX is refused before anything is copied. */
   private str(ptr: number, len: number): string {
-    return fromUtf8(this.bytes().slice(ptr, ptr + len));
+    this.need(ptr, len);
+    if (len > GUEST_PATH_MAX) throw new FsError(Errno.NAMETOOLONG, 'path too long');
+    return fromUtf8(this.bytes(ptr, len).slice());
   }
-  /** Reads an iovec array: [ptr, len] pairs. */
-  private iovs(ptr: number, count: number): Array<[number, number]> {
+  /** Checks an iovec array and every buffer it names; nothing is allocated for it (the count is the guest's). */
+  private checkIovs(ptr: number, count: number): void {
+    this.need(ptr, count * 8);
     const v = this.view();
-    const out: Array<[number, number]> = [];
-    for (let i = 0; i < count; i++) out.push([v.getUint32(ptr + i * 8, true), v.getUint32(ptr + i * 8 + 4, true)]);
-    return out;
+    for (let i = 0; i < count; i++) this.need(v.getUint32(ptr + i * 8, true), v.getUint32(ptr + i * 8 + 4, true));
+  }
+  private iov(ptr: number, i: number): [number, number] {
+    const v = this.view();
+    return [v.getUint32(ptr + i * 8, true), v.getUint32(ptr + i * 8 + 4, true)];
   }
 
   private writeFilestat(ptr: number, s: Filestat): void {
     const v = this.view();
-    v.setBigUint64(ptr, BigInt(s.dev), true);
-    v.setBigUint64(ptr + 8, BigInt(s.ino), true);
+    v.setBigUint64(ptr, BigInt.asUintN(64, BigInt(s.dev)), true);
+    v.setBigUint64(ptr + 8, BigInt.asUintN(64, BigInt(s.ino)), true);
     v.setUint8(ptr + 16, s.filetype);
-    v.setBigUint64(ptr + 24, BigInt(s.nlink), true);
-    v.setBigUint64(ptr + 32, BigInt(s.size), true);
-    v.setBigUint64(ptr + 40, BigInt(s.atim), true);
-    v.setBigUint64(ptr + 48, BigInt(s.mtim), true);
-    v.setBigUint64(ptr + 56, BigInt(s.ctim), true);
+    v.setBigUint64(ptr + 24, BigInt.asUintN(64, BigInt(s.nlink)), true);
+    v.setBigUint64(ptr + 32, BigInt.asUintN(64, BigInt(s.size)), true);
+    v.setBigUint64(ptr + 40, BigInt.asUintN(64, BigInt(s.atim)), true);
+    v.setBigUint64(ptr + 48, BigInt.asUintN(64, BigInt(s.mtim)), true);
+    v.setBigUint64(ptr + 56, BigInt.asUintN(64, BigInt(s.ctim)), true);
   }
 
   private writeFdstat(ptr: number, s: Fdstat): void {
     const v = this.view();
     v.setUint8(ptr, s.fs_filetype);
     v.setUint16(ptr + 2, s.fs_flags, true);
-    v.setBigUint64(ptr + 8, BigInt(s.fs_rights_base), true);
-    v.setBigUint64(ptr + 16, BigInt(s.fs_rights_inherited), true);
+    v.setBigUint64(ptr + 8, BigInt.asUintN(64, BigInt(s.fs_rights_base)), true);
+    v.setBigUint64(ptr + 16, BigInt.asUintN(64, BigInt(s.fs_rights_inherited)), true);
   }
 
-  /** Puts an fd in the lowest free slot (slots of closed fds are reused, as POSIX does). */
+  // The fd table: slots 0-2 are stdio and are not handed out again once closed
+  // (only fd_renumber fills them); above them the lowest free slot is reused.
+
+  /** Whether allocate() has room. */
+  private canAllocate(): boolean {
+    return this.free.length > 0 || this.fds.length < this.maxFds;
+  }
+
+  /** Puts an fd in the lowest free slot; O(log n). The caller checked canAllocate(). */
   private allocate(fd: Fd): number {
-    for (let i = 3; i < this.fds.length; i++) if (this.fds[i] === undefined) {
-      this.fds[i] = fd;
-      return i;
+    while (this.free.length) {
+      const i = this.popFree();
+      // A slot refilled from outside (the table is public) is skipped.
+      if (this.fds[i] === undefined) {
+        this.fds[i] = fd;
+        return i;
+      }
     }
     this.fds.push(fd);
     return this.fds.length - 1;
   }
 
+  /** Marks slot i free (it must be undefined now). */
+  private release(i: number): void {
+    if (i < 3) return;
+    const h = this.free;
+    h.push(i);
+    for (let c = h.length - 1; c > 0; ) {
+      const p = (c - 1) >> 1;
+      if (h[p]! <= h[c]!) break;
+      [h[p], h[c]] = [h[c]!, h[p]!];
+      c = p;
+    }
+  }
+
+  private popFree(): number {
+    const h = this.free;
+    const top = h[0]!;
+    const last = h.pop()!;
+    if (h.length) {
+      h[0] = last;
+      for (let p = 0; ; ) {
+        const l = 2 * p + 1, r = l + 1;
+        let m = p;
+        if (l < h.length && h[l]! < h[m]!) m = l;
+        if (r < h.length && h[r]! < h[m]!) m = r;
+        if (m === p) break;
+        [h[p], h[m]] = [h[m]!, h[p]!];
+        p = m;
+      }
+    }
+    return top;
+  }
+
   private imports(): Record<string, (...a: any[]) => number | void> {
     const self = this;
     const fdOf = (fd: number): Fd | undefined => self.fds[fd];
+    const encoded = (list: string[]) => list.map((s) => utf8(s));
     const listSizes = (list: string[], countPtr: number, sizePtr: number) => {
-      const v = self.view();
-      v.setUint32(countPtr, list.length, true);
-      v.setUint32(sizePtr, list.reduce((n, s) => n + utf8(s).length + 1, 0), true);
+      self.need(countPtr, 4);
+      self.need(sizePtr, 4);
+      self.setU32(countPtr, list.length);
+      self.setU32(sizePtr, encoded(list).reduce((n, s) => n + s.length + 1, 0));
       return Errno.SUCCESS;
     };
     const listGet = (list: string[], ptrs: number, buf: number) => {
+      const all = encoded(list);
+      self.need(ptrs, all.length * 4);
+      self.need(buf, all.reduce((n, s) => n + s.length + 1, 0));
       const v = self.view();
-      const b = self.bytes();
-      for (const s of list) {
+      for (const e of all) {
         v.setUint32(ptrs, buf, true);
         ptrs += 4;
-        const e = utf8(s);
-        b.set(e, buf);
-        b[buf + e.length] = 0;
+        const b = self.bytes(buf, e.length + 1);
+        b.set(e);
+        b[e.length] = 0;
         buf += e.length + 1;
       }
       return Errno.SUCCESS;
@@ -192,20 +301,93 @@ export class WasiHost {
           return null;
       }
     };
+    /**
+     * The reads of fd_read/fd_pread: every buffer checked first, then filled in
+     * turn (straight into guest memory when the fd can, else in chunks of at
+     * most IO_CHUNK so a huge buffer allocates nothing huge on the host).
+     */
+    const readv = (f: Fd, iovs: number, count: number, nPtr: number, offset: bigint | null) => {
+      self.checkIovs(iovs, count);
+      self.need(nPtr, 4);
+      if (offset !== null && offset < 0n) return Errno.INVAL;
+      const d = f as DirectReads;
+      let n = 0;
+      outer: for (let i = 0; i < count; i++) {
+        const [ptr, len] = self.iov(iovs, i);
+        let done = 0;
+        do {
+          // n is reported as a u32: a read never goes past 4 GiB - 1 in total.
+          const want = Math.min(len - done, IO_CHUNK, 0xffffffff - n);
+          if (want === 0 && len !== 0) break outer;
+          const dest = self.bytes(ptr + done, want);
+          const direct = offset === null ? d.fd_read_into?.(dest) : d.fd_pread_into?.(dest, offset);
+          let ret: number, got: number;
+          if (direct) ({ ret, n: got } = direct);
+          else {
+            const r = offset === null ? f.fd_read(want) : f.fd_pread(want, offset);
+            ret = r.ret;
+            got = Math.min(r.data.length, want);
+            if (ret === Errno.SUCCESS) self.bytes(ptr + done, got).set(r.data.subarray(0, got));
+          }
+          if (ret !== Errno.SUCCESS) {
+            if (n > 0) break outer;
+            return ret;
+          }
+          n += got;
+          done += got;
+          if (offset !== null) offset += BigInt(got);
+          if (got < want) break outer;
+        } while (done < len);
+      }
+      self.setU32(nPtr, n);
+      return Errno.SUCCESS;
+    };
+    /** The writes of fd_write/fd_pwrite: every buffer checked first, then written in chunks of at most IO_CHUNK. */
+    const writev = (f: Fd, iovs: number, count: number, nPtr: number, offset: bigint | null) => {
+      self.checkIovs(iovs, count);
+      self.need(nPtr, 4);
+      if (offset !== null && offset < 0n) return Errno.INVAL;
+      let n = 0;
+      outer: for (let i = 0; i < count; i++) {
+        const [ptr, len] = self.iov(iovs, i);
+        if (len === 0 && offset === null) continue;
+        let done = 0;
+        do {
+          const want = Math.min(len - done, IO_CHUNK, 0xffffffff - n);
+          if (want === 0 && len !== 0) break outer;
+          // A copy: an fd may keep what it is given, and guest memory changes.
+          const data = self.bytes(ptr + done, want).slice();
+          const { ret, nwritten } = offset === null ? f.fd_write(data) : f.fd_pwrite(data, offset);
+          if (ret !== Errno.SUCCESS) {
+            if (n > 0) break outer;
+            return ret;
+          }
+          const put = Math.min(nwritten, want);
+          n += put;
+          done += put;
+          if (offset !== null) offset += BigInt(put);
+          if (put < want) break outer;
+        } while (done < len);
+      }
+      self.setU32(nPtr, n);
+      return Errno.SUCCESS;
+    };
     return {
       args_get: (argv: number, buf: number) => listGet(self.args, argv, buf),
       args_sizes_get: (c: number, s: number) => listSizes(self.args, c, s),
       environ_get: (envp: number, buf: number) => listGet(self.env, envp, buf),
       environ_sizes_get: (c: number, s: number) => listSizes(self.env, c, s),
       clock_res_get(id: number, ptr: number) {
+        self.need(ptr, 8);
         if (clockNow(id) === null) return Errno.INVAL;
-        self.view().setBigUint64(ptr, id === CLOCK.REALTIME ? 1000n : 1000n, true);
+        self.setU64(ptr, 1000n);
         return Errno.SUCCESS;
       },
       clock_time_get(id: number, _precision: bigint, ptr: number) {
+        self.need(ptr, 8);
         const t = clockNow(id);
         if (t === null) return Errno.INVAL;
-        self.view().setBigUint64(ptr, t, true);
+        self.setU64(ptr, t);
         return Errno.SUCCESS;
       },
       fd_advise(fd: number, offset: bigint, len: bigint, advice: number) {
@@ -223,6 +405,7 @@ export class WasiHost {
         if (!f) return Errno.BADF;
         const r = f.fd_close();
         self.fds[fd] = undefined;
+        self.release(fd);
         return r;
       },
       fd_datasync(fd: number) {
@@ -232,6 +415,7 @@ export class WasiHost {
       fd_fdstat_get(fd: number, ptr: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
+        self.need(ptr, 24);
         const { ret, fdstat } = f.fd_fdstat_get();
         if (fdstat) self.writeFdstat(ptr, fdstat);
         return ret;
@@ -247,6 +431,7 @@ export class WasiHost {
       fd_filestat_get(fd: number, ptr: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
+        self.need(ptr, 64);
         const { ret, filestat } = f.fd_filestat_get();
         if (filestat) self.writeFilestat(ptr, filestat);
         return ret;
@@ -261,24 +446,12 @@ export class WasiHost {
       },
       fd_pread(fd: number, iovs: number, count: number, offset: bigint, nreadPtr: number) {
         const f = fdOf(fd);
-        if (!f) return Errno.BADF;
-        let n = 0;
-        for (const [ptr, len] of self.iovs(iovs, count)) {
-          const direct = (f as DirectReads).fd_pread_into?.(self.bytes().subarray(ptr, ptr + len), offset);
-          const { ret, data } = direct ? { ret: direct.ret, data: null } : f.fd_pread(len, offset);
-          if (ret !== Errno.SUCCESS) return ret;
-          const got = direct ? direct.n : data!.length;
-          if (!direct) self.bytes().set(data!, ptr);
-          n += got;
-          offset += BigInt(got);
-          if (got < len) break;
-        }
-        self.view().setUint32(nreadPtr, n, true);
-        return Errno.SUCCESS;
+        return f ? readv(f, iovs, count, nreadPtr, offset) : Errno.BADF;
       },
       fd_prestat_get(fd: number, ptr: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
+        self.need(ptr, 8);
         const { ret, prestat } = f.fd_prestat_get();
         if (!prestat) return ret === Errno.SUCCESS || ret === Errno.NOTSUP ? Errno.BADF : ret;
         const v = self.view();
@@ -289,73 +462,48 @@ export class WasiHost {
       fd_prestat_dir_name(fd: number, ptr: number, len: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
+        self.need(ptr, len);
         const { prestat } = f.fd_prestat_get();
         if (!prestat) return Errno.BADF;
         const name = prestat.inner.pr_name;
         if (name.length > len) return Errno.NAMETOOLONG;
-        self.bytes().set(name, ptr);
+        self.bytes(ptr, name.length).set(name);
         return Errno.SUCCESS;
       },
       fd_pwrite(fd: number, iovs: number, count: number, offset: bigint, nPtr: number) {
         const f = fdOf(fd);
-        if (!f) return Errno.BADF;
-        let n = 0;
-        for (const [ptr, len] of self.iovs(iovs, count)) {
-          const { ret, nwritten } = f.fd_pwrite(self.bytes().slice(ptr, ptr + len), offset);
-          if (ret !== Errno.SUCCESS) return ret;
-          n += nwritten;
-          offset += BigInt(nwritten);
-          if (nwritten < len) break;
-        }
-        self.view().setUint32(nPtr, n, true);
-        return Errno.SUCCESS;
+        return f ? writev(f, iovs, count, nPtr, offset) : Errno.BADF;
       },
       fd_read(fd: number, iovs: number, count: number, nreadPtr: number) {
         const f = fdOf(fd);
-        if (!f) return Errno.BADF;
-        let n = 0;
-        for (const [ptr, len] of self.iovs(iovs, count)) {
-          // Straight into guest memory when the fd can (overlay files): no buffer in between.
-          const direct = (f as DirectReads).fd_read_into?.(self.bytes().subarray(ptr, ptr + len));
-          const { ret, data } = direct ? { ret: direct.ret, data: null } : f.fd_read(len);
-          if (ret !== Errno.SUCCESS) {
-            if (n > 0) break;
-            return ret;
-          }
-          const got = direct ? direct.n : data!.length;
-          if (!direct) self.bytes().set(data!, ptr);
-          n += got;
-          if (got < len) break;
-        }
-        self.view().setUint32(nreadPtr, n, true);
-        return Errno.SUCCESS;
+        return f ? readv(f, iovs, count, nreadPtr, null) : Errno.BADF;
       },
       fd_readdir(fd: number, buf: number, len: number, cookie: bigint, usedPtr: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
+        self.need(buf, len);
+        self.need(usedPtr, 4);
         let used = 0;
-        const b = self.bytes();
         const head = new DataView(new ArrayBuffer(24));
-        for (;;) {
+        while (used < len) {
           const { ret, dirent } = f.fd_readdir_single(cookie);
           if (ret !== Errno.SUCCESS) return ret;
           if (!dirent) break;
           const name = (dirent as Dirent).dir_name ?? utf8((dirent as unknown as { name: string }).name);
-          head.setBigUint64(0, BigInt(dirent.d_next), true);
-          head.setBigUint64(8, BigInt(dirent.d_ino), true);
+          head.setBigUint64(0, BigInt.asUintN(64, BigInt(dirent.d_next)), true);
+          head.setBigUint64(8, BigInt.asUintN(64, BigInt(dirent.d_ino)), true);
           head.setUint32(16, name.length, true);
           head.setUint8(20, dirent.d_type);
           // A truncated last entry tells libc to call again with a bigger buffer.
           const entry = new Uint8Array(24 + name.length);
           entry.set(new Uint8Array(head.buffer), 0);
           entry.set(name, 24);
-          const room = len - used;
-          b.set(entry.subarray(0, Math.min(room, entry.length)), buf + used);
-          used += Math.min(room, entry.length);
-          if (used >= len) break;
+          const put = Math.min(len - used, entry.length);
+          self.bytes(buf + used, put).set(entry.subarray(0, put));
+          used += put;
           cookie = BigInt(dirent.d_next);
         }
-        self.view().setUint32(usedPtr, used, true);
+        self.setU32(usedPtr, used);
         return Errno.SUCCESS;
       },
       fd_renumber(from: number, to: number) {
@@ -366,13 +514,15 @@ export class WasiHost {
         t.fd_close();
         self.fds[to] = f;
         self.fds[from] = undefined;
+        self.release(from);
         return Errno.SUCCESS;
       },
       fd_seek(fd: number, offset: bigint, whence: number, outPtr: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
+        self.need(outPtr, 8);
         const { ret, offset: at } = f.fd_seek(offset, whence);
-        if (ret === Errno.SUCCESS) self.view().setBigUint64(outPtr, at, true);
+        if (ret === Errno.SUCCESS) self.setU64(outPtr, at);
         return ret;
       },
       fd_sync(fd: number) {
@@ -382,26 +532,14 @@ export class WasiHost {
       fd_tell(fd: number, outPtr: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
+        self.need(outPtr, 8);
         const { ret, offset } = f.fd_tell();
-        if (ret === Errno.SUCCESS) self.view().setBigUint64(outPtr, offset, true);
+        if (ret === Errno.SUCCESS) self.setU64(outPtr, offset);
         return ret;
       },
       fd_write(fd: number, iovs: number, count: number, nPtr: number) {
         const f = fdOf(fd);
-        if (!f) return Errno.BADF;
-        let n = 0;
-        for (const [ptr, len] of self.iovs(iovs, count)) {
-          if (!len) continue;
-          const { ret, nwritten } = f.fd_write(self.bytes().slice(ptr, ptr + len));
-          if (ret !== Errno.SUCCESS) {
-            if (n > 0) break;
-            return ret;
-          }
-          n += nwritten;
-          if (nwritten < len) break;
-        }
-        self.view().setUint32(nPtr, n, true);
-        return Errno.SUCCESS;
+        return f ? writev(f, iovs, count, nPtr, null) : Errno.BADF;
       },
       path_create_directory(fd: number, p: number, l: number) {
         const f = fdOf(fd);
@@ -410,6 +548,7 @@ export class WasiHost {
       path_filestat_get(fd: number, flags: number, p: number, l: number, ptr: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
+        self.need(ptr, 64);
         const { ret, filestat } = f.path_filestat_get(flags, self.str(p, l));
         if (filestat) self.writeFilestat(ptr, filestat);
         return ret;
@@ -422,31 +561,39 @@ export class WasiHost {
         const f = fdOf(oldFd);
         const t = fdOf(newFd);
         if (!f || !t) return Errno.BADF;
+        const from = self.str(op, ol);
+        const to = self.str(np, nl);
         const ours = f as Fd & { path_link_to?: (fl: number, a: string, to: Fd, b: string) => number };
-        if (ours.path_link_to) return ours.path_link_to(oldFlags, self.str(op, ol), t, self.str(np, nl));
+        if (ours.path_link_to) return ours.path_link_to(oldFlags, from, t, to);
         // browser_wasi_shim's protocol: look the inode up, link it at the target.
         const shimFrom = f as unknown as { path_lookup?: (p: string, fl: number) => { ret: number; inode_obj: unknown } };
         const shimTo = t as unknown as { path_link?: (p: string, inode: unknown, allowDir: boolean) => number };
         if (!shimFrom.path_lookup || !shimTo.path_link) return Errno.NOTSUP;
-        const { ret, inode_obj } = shimFrom.path_lookup(self.str(op, ol), oldFlags);
-        return inode_obj ? shimTo.path_link(self.str(np, nl), inode_obj, false) : ret;
+        const { ret, inode_obj } = shimFrom.path_lookup(from, oldFlags);
+        return inode_obj ? shimTo.path_link(to, inode_obj, false) : ret;
       },
       path_open(fd: number, dirflags: number, p: number, l: number, oflags: number, base: bigint, inheriting: bigint, fdflags: number, outPtr: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
-        const { ret, fd_obj } = f.path_open(dirflags, self.str(p, l), oflags, base, inheriting, fdflags);
+        self.need(outPtr, 4);
+        const path = self.str(p, l);
+        // Checked before opening: a full table must not leave a created file behind.
+        if (!self.canAllocate()) return Errno.MFILE;
+        const { ret, fd_obj } = f.path_open(dirflags, path, oflags, base, inheriting, fdflags);
         if (ret !== Errno.SUCCESS || !fd_obj) return ret || Errno.IO;
-        self.view().setUint32(outPtr, self.allocate(fd_obj), true);
+        self.setU32(outPtr, self.allocate(fd_obj));
         return Errno.SUCCESS;
       },
       path_readlink(fd: number, p: number, l: number, buf: number, bufLen: number, usedPtr: number) {
         const f = fdOf(fd);
         if (!f) return Errno.BADF;
+        self.need(buf, bufLen);
+        self.need(usedPtr, 4);
         const { ret, data } = f.path_readlink(self.str(p, l));
         if (data === null) return ret;
         const b = utf8(data).subarray(0, bufLen);
-        self.bytes().set(b, buf);
-        self.view().setUint32(usedPtr, b.length, true);
+        self.bytes(buf, b.length).set(b);
+        self.setU32(usedPtr, b.length);
         return Errno.SUCCESS;
       },
       path_remove_directory(fd: number, p: number, l: number) {
@@ -457,13 +604,17 @@ export class WasiHost {
         const f = fdOf(fd);
         const t = fdOf(newFd);
         if (!f || !t) return Errno.BADF;
+        const from = self.str(op, ol);
+        const to = self.str(np, nl);
         const ours = f as Fd & { path_rename?: (a: string, to: Fd, b: string) => number };
-        return ours.path_rename ? ours.path_rename(self.str(op, ol), t, self.str(np, nl)) : Errno.NOTSUP;
+        return ours.path_rename ? ours.path_rename(from, t, to) : Errno.NOTSUP;
       },
       path_symlink(op: number, ol: number, fd: number, np: number, nl: number) {
         const f = fdOf(fd) as (Fd & { path_symlink?: (t: string, p: string) => number }) | undefined;
         if (!f) return Errno.BADF;
-        return f.path_symlink ? f.path_symlink(self.str(op, ol), self.str(np, nl)) : Errno.NOTSUP;
+        const target = self.str(op, ol);
+        const path = self.str(np, nl);
+        return f.path_symlink ? f.path_symlink(target, path) : Errno.NOTSUP;
       },
       path_unlink_file(fd: number, p: number, l: number) {
         const f = fdOf(fd);
@@ -471,50 +622,67 @@ export class WasiHost {
       },
       poll_oneoff(inPtr: number, outPtr: number, nsubs: number, neventsPtr: number) {
         if (nsubs === 0) return Errno.INVAL;
+        self.need(inPtr, nsubs * 48);
+        self.need(outPtr, nsubs * 32);
+        self.need(neventsPtr, 4);
+        // The subscriptions are read in place, pass after pass: nothing is
+        // allocated per subscription (their count is the guest's).
         const v = self.view();
-        type Sub = { userdata: bigint; type: number; fd?: number; deadline?: bigint };
-        const subs: Sub[] = [];
+        const start = self.e.monotonic();
+        const nows = new Map<number, bigint | null>();
+        /** A clock subscription's deadline on the monotonic clock (null: unknown clock). */
+        const deadline = (s: number): bigint | null => {
+          const id = v.getUint32(s + 16, true);
+          if (!nows.has(id)) nows.set(id, clockNow(id));
+          const now = nows.get(id)!;
+          if (now === null) return null;
+          const timeout = v.getBigUint64(s + 24, true);
+          const rel = v.getUint16(s + 40, true) & SUBCLOCKFLAGS_ABSTIME ? timeout - now : timeout;
+          return start + (rel > 0n ? rel : 0n);
+        };
+        let first: bigint | null = null;
+        let fdSubs = 0;
         for (let i = 0; i < nsubs; i++) {
           const s = inPtr + i * 48;
-          const userdata = v.getBigUint64(s, true);
-          const type = v.getUint8(s + 8);
-          if (type === EVENTTYPE.CLOCK) {
-            const id = v.getUint32(s + 16, true);
-            const timeout = v.getBigUint64(s + 24, true);
-            const flags = v.getUint16(s + 40, true);
-            const now = clockNow(id);
-            if (now === null) return Errno.INVAL;
-            // Deadlines are kept on the monotonic clock.
-            const rel = flags & SUBCLOCKFLAGS_ABSTIME ? timeout - now : timeout;
-            subs.push({ userdata, type, deadline: self.e.monotonic() + (rel > 0n ? rel : 0n) });
-          } else subs.push({ userdata, type, fd: v.getUint32(s + 16, true) });
+          if (v.getUint8(s + 8) !== EVENTTYPE.CLOCK) {
+            fdSubs++;
+            continue;
+          }
+          const d = deadline(s);
+          if (d === null) return Errno.INVAL;
+          if (first === null || d < first) first = d;
         }
-        // Files, stdio and directories never block here: fd subscriptions are ready at once.
-        const events: Array<{ userdata: bigint; error: number; type: number; nbytes: bigint }> = [];
-        for (const s of subs) {
-          if (s.type === EVENTTYPE.CLOCK) continue;
-          const f = s.fd === undefined ? undefined : fdOf(s.fd);
-          if (!f) events.push({ userdata: s.userdata, error: Errno.BADF, type: s.type, nbytes: 0n });
-          else if (s.type !== EVENTTYPE.FD_READ && s.type !== EVENTTYPE.FD_WRITE) events.push({ userdata: s.userdata, error: Errno.INVAL, type: s.type, nbytes: 0n });
-          else events.push({ userdata: s.userdata, error: Errno.SUCCESS, type: s.type, nbytes: 1n });
-        }
-        if (!events.length) {
-          const clocks = subs.filter((s) => s.type === EVENTTYPE.CLOCK);
-          const first = clocks.reduce((a, b) => (b.deadline! < a.deadline! ? b : a));
-          const wait = first.deadline! - self.e.monotonic();
+        let n = 0;
+        const event = (userdata: bigint, error: number, type: number, nbytes: bigint) => {
+          const o = outPtr + n++ * 32;
+          const w = v;
+          w.setBigUint64(o, userdata, true);
+          w.setUint16(o + 8, error, true);
+          w.setUint8(o + 10, type);
+          w.setBigUint64(o + 16, nbytes, true);
+          w.setUint16(o + 24, 0, true);
+        };
+        if (fdSubs) {
+          // Files, stdio and directories never block here: fd subscriptions are ready at once.
+          for (let i = 0; i < nsubs; i++) {
+            const s = inPtr + i * 48;
+            const userdata = v.getBigUint64(s, true);
+            const type = v.getUint8(s + 8);
+            if (type === EVENTTYPE.CLOCK) continue;
+            const f = fdOf(v.getUint32(s + 16, true));
+            if (!f) event(userdata, Errno.BADF, type, 0n);
+            else if (type !== EVENTTYPE.FD_READ && type !== EVENTTYPE.FD_WRITE) event(userdata, Errno.INVAL, type, 0n);
+            else event(userdata, Errno.SUCCESS, type, 1n);
+          }
+        } else {
+          const wait = first! - self.e.monotonic();
           if (wait > 0n) self.e.sleep(wait);
-          for (const s of clocks) if (s.deadline! <= first.deadline!) events.push({ userdata: s.userdata, error: Errno.SUCCESS, type: EVENTTYPE.CLOCK, nbytes: 0n });
+          for (let i = 0; i < nsubs; i++) {
+            const s = inPtr + i * 48;
+            if (deadline(s)! <= first!) event(v.getBigUint64(s, true), Errno.SUCCESS, EVENTTYPE.CLOCK, 0n);
+          }
         }
-        const v2 = self.view();
-        events.forEach((ev, i) => {
-          const o = outPtr + i * 32;
-          v2.setBigUint64(o, ev.userdata, true);
-          v2.setUint16(o + 8, ev.error, true);
-          v2.setUint8(o + 10, ev.type);
-          v2.setBigUint64(o + 16, ev.nbytes, true);
-          v2.setUint16(o + 24, 0, true);
-        });
-        v2.setUint32(neventsPtr, events.length, true);
+        self.setU32(neventsPtr, n);
         return Errno.SUCCESS;
       },
       proc_exit(code: number) {
@@ -527,7 +695,7 @@ export class WasiHost {
         return Errno.SUCCESS;
       },
       random_get(buf: number, len: number) {
-        self.e.random(self.bytes().subarray(buf, buf + len));
+        self.e.random(self.bytes(buf, len));
         return Errno.SUCCESS;
       },
       sock_accept(fd: number, _flags: number, _out: number) {
