@@ -66,9 +66,11 @@ export function runInWorker(req: WorkerRequest, o: WorkerRunOptions = {}): Promi
       reject(e);
       return;
     }
-    w.on('exit', () => {
-      for (const fd of roots) closeSync(fd);
-    });
+    // Once the guest is over (its exit message, an error, a timeout) no call reaches the mounts again.
+    const releaseRoots = () => {
+      for (const fd of roots.splice(0)) closeSync(fd);
+    };
+    w.on('exit', releaseRoots);
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
     let done = false;
@@ -76,6 +78,7 @@ export function runInWorker(req: WorkerRequest, o: WorkerRunOptions = {}): Promi
       if (done) return;
       done = true;
       clearTimeout(timer);
+      releaseRoots();
       resolve(r);
     };
     const concat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
