@@ -61,6 +61,10 @@ async function scene(name: string): Promise<{ mount: string; outside: string }> 
 const run = (program: string, args: string[], mount: string) =>
   runInWorker({ store, image: 'base', program, args: ['main', ...args], env: [], dirs: [{ host: mount, guest: '/m' }], stdio: 'pipe' }, { timeoutMs: 300_000 });
 
+/** An attacker's run; however it ends (a failing host would kill it), its done file stops the swapper. */
+const attack = (mount: string, id: string) =>
+  run(ATTACK, ['/m', String(ROUNDS), id], mount).finally(() => writeFile(join(mount, `done-${id}`), ''));
+
 /** The errnos a guest printed ("errno N: count"), each checked to be a WASI errno. */
 function errnos(stdout: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -106,9 +110,9 @@ it('a guest swapping x for a climbing symlink while another goes through x: noth
   const before = snapshot(outside);
   const fds = fdCount();
   // Both start at once; the attacker begins when the swapper has made `started`.
-  const [swap, attack] = await Promise.all([run(SWAP, ['/m', '../outside', '1'], mount), run(ATTACK, ['/m', String(ROUNDS), '1'], mount)]);
+  const [swap, attacker] = await Promise.all([run(SWAP, ['/m', '../outside', '1'], mount), attack(mount, '1')]);
   const swapOut = clean(swap, outside);
-  const out = clean(attack, outside);
+  const out = clean(attacker, outside);
   expect(Number(/^rounds (\d+)$/m.exec(swapOut)?.[1])).toBeGreaterThan(0);
   // The attacker met both states: calls through the directory worked, calls through the symlink failed.
   expect(out).toContain('read: inside\n');
@@ -143,7 +147,7 @@ it('a host process swapping x for an absolute symlink while two guests go throug
   let swapOut = '';
   swapper.stdout.on('data', (b: Buffer) => (swapOut += b.toString()));
   const swapped = new Promise<number | null>((res) => swapper.on('exit', res));
-  const [a, b] = await Promise.all([run(ATTACK, ['/m', String(ROUNDS), '1'], mount), run(ATTACK, ['/m', String(ROUNDS), '2'], mount)]);
+  const [a, b] = await Promise.all([attack(mount, '1'), attack(mount, '2')]);
   expect(await swapped).toBe(0);
   expect(Number(/^rounds (\d+)$/m.exec(swapOut)?.[1])).toBeGreaterThan(0);
   for (const r of [a, b]) {
