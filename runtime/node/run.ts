@@ -1,9 +1,10 @@
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type BoxRecord, type Digest, LayerboxError, type RunResult, Store } from '../../src/index.js';
 import { openDirBackend } from './dir-backend.js';
 import { nodeClock, nodeHasher } from './host.js';
+import { openMountRoot } from './host-fs.js';
 
 export interface WorkerRequest {
   /** Directory store path: the worker opens it itself. */
@@ -15,7 +16,8 @@ export interface WorkerRequest {
   program: string | Uint8Array;
   args: string[];
   env: string[];
-  dirs: Array<{ host: string; guest: string }>;
+  /** `fd`: the mount's root handle, opened by runInWorker (see openMountRoot) and closed when the worker ends. */
+  dirs: Array<{ host: string; guest: string; fd?: number }>;
   /** inherit: the guest writes straight to this process's stdout/stderr; pipe: chunks come back as messages. */
   stdio: 'inherit' | 'pipe';
   stdin?: Uint8Array | 'inherit';
@@ -53,7 +55,22 @@ function workerUrl(): URL {
  */
 export function runInWorker(req: WorkerRequest, o: WorkerRunOptions = {}): Promise<RunResult & { timedOut: boolean }> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(workerUrl(), { workerData: req, stdout: false, stderr: false });
+    // The parent holds the mount roots, so they are closed even when a timeout terminates the worker.
+    const roots: number[] = [];
+    let w: Worker;
+    try {
+      for (const d of req.dirs) roots.push(openMountRoot(d.host));
+      w = new Worker(workerUrl(), { workerData: { ...req, dirs: req.dirs.map((d, i) => ({ ...d, fd: roots[i] })) }, stdout: false, stderr: false });
+    } catch (e) {
+      for (const fd of roots) closeSync(fd);
+      reject(e);
+      return;
+    }
+    // Once the guest is over (its exit message, an error, a timeout) no call reaches the mounts again.
+    const releaseRoots = () => {
+      for (const fd of roots.splice(0)) closeSync(fd);
+    };
+    w.on('exit', releaseRoots);
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
     let done = false;
@@ -61,6 +78,7 @@ export function runInWorker(req: WorkerRequest, o: WorkerRunOptions = {}): Promi
       if (done) return;
       done = true;
       clearTimeout(timer);
+      releaseRoots();
       resolve(r);
     };
     const concat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));

@@ -55,7 +55,8 @@ async function main(): Promise<void> {
       for (let n = 0; n < b.length;) n += fs.writeSync(fd, b, n, b.length - n);
     } else post({ kind: which, data: b.slice() });
   };
-  const mounts: Mount[] = [{ guest: '/', fs: box.fs }, ...req.dirs.map((d) => ({ guest: d.guest, fs: new HostFs(d.host) }))];
+  const hostMounts = req.dirs.map((d) => ({ guest: d.guest, fs: new HostFs(d.host, d.fd) }));
+  const mounts: Mount[] = [{ guest: '/', fs: box.fs }, ...hostMounts];
   // fd_sync: hand the snapshot to the parent and wait until it is durable (the guest is synchronous).
   const onSync = () => {
     if (!req.box) return;
@@ -67,16 +68,22 @@ async function main(): Promise<void> {
     if (Atomics.load(done, 0) !== 1) throw new FsError(Errno.IO, 'fd_sync: the box could not be written');
     box.persisted({ ...box.state, upper: snap.upper });
   };
-  const r = runModule(module, mounts, {
-    onSync,
-    args: req.args,
-    env: [...box.config.env, ...req.env],
-    stdin: stdinSource(),
-    stdout: write(1, 'stdout'),
-    stderr: write(2, 'stderr'),
-    tty: req.stdio === 'inherit' ? { stdin: req.stdin === 'inherit' && isatty(0), stdout: isatty(1), stderr: isatty(2) } : undefined,
-    trace: process.env.LAYERBOX_TRACE ? (name, args, result) => fs.writeSync(2, `[wasi] ${name}(${args.map(String).join(', ')}) = ${result}\n`) : undefined,
-  });
+  let r: ReturnType<typeof runModule>;
+  try {
+    r = runModule(module, mounts, {
+      onSync,
+      args: req.args,
+      env: [...box.config.env, ...req.env],
+      stdin: stdinSource(),
+      stdout: write(1, 'stdout'),
+      stderr: write(2, 'stderr'),
+      tty: req.stdio === 'inherit' ? { stdin: req.stdin === 'inherit' && isatty(0), stdout: isatty(1), stderr: isatty(2) } : undefined,
+      trace: process.env.LAYERBOX_TRACE ? (name, args, result) => fs.writeSync(2, `[wasi] ${name}(${args.map(String).join(', ')}) = ${result}\n`) : undefined,
+    });
+  } finally {
+    // Files the guest left open in a host mount (worker threads share the process's descriptors).
+    for (const m of hostMounts) m.fs.close();
+  }
   await box.flush();
   await store.backend.close();
   post({ kind: 'exit', exitCode: r.exitCode, trap: r.trap });
