@@ -417,23 +417,36 @@ export class Overlay {
   }
 
   /** The directory's upper node, creating it (and its ancestors') with the lower metadata: a metadata-only copy-up. */
-  private upperDir(d: MDir): DirNode {
-    const top = d.sources[0];
-    if (top?.layer === UPPER) return top;
-    let node: DirNode;
-    if (!d.parent) {
-      node = this.upper.root ??= newDir(UPPER, top!.ino, { ...top!.meta }, null, '');
-    } else {
-      const p = this.upperDir(d.parent);
-      const existing = p.children.get(d.name);
-      if (existing?.kind === 'dir') node = existing;
-      else {
-        node = newDir(UPPER, top!.ino, { ...top!.meta }, p, d.name);
-        p.children.set(d.name, node);
+  private upperDir(dir: MDir): DirNode {
+    // The ancestors without an upper node, then top-down (no recursion: a
+    // directory may be deeper than the JS stack).
+    const chain: MDir[] = [];
+    let p: DirNode | null = null;
+    for (let d: MDir | null = dir; d; d = d.parent) {
+      const top = d.sources[0];
+      if (top?.layer === UPPER) {
+        p = top;
+        break;
       }
+      chain.push(d);
     }
-    d.sources.unshift(node);
-    return node;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const d = chain[i]!;
+      const top = d.sources[0]!;
+      let node: DirNode;
+      if (!d.parent) node = this.upper.root ??= newDir(UPPER, top.ino, { ...top.meta }, null, '');
+      else {
+        const existing = p!.children.get(d.name);
+        if (existing?.kind === 'dir') node = existing;
+        else {
+          node = newDir(UPPER, top.ino, { ...top.meta }, p!, d.name);
+          p!.children.set(d.name, node);
+        }
+      }
+      d.sources.unshift(node);
+      p = node;
+    }
+    return p!;
   }
 
   private pathOfUpper(d: DirNode): string | null {
