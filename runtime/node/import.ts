@@ -47,14 +47,14 @@ export async function addHostDirectory(b: LayerBuilder, root: string, opts: Host
   // Pre-order by name on an explicit stack: a host tree may be deeper than the JS stack.
   const stack: Array<{ host: string; path: string }> = [];
   const queue = (dir: string, rel: string): void => {
-    const names = readdirSync(dir).sort();
+    const names = hostCall(dir, () => readdirSync(dir)).sort();
     for (let i = names.length - 1; i >= 0; i--) stack.push({ host: join(dir, names[i]!), path: `${rel}/${names[i]!}` });
   };
   queue(root, '');
   for (let top = stack.pop(); top; top = stack.pop()) {
     const { host, path } = top;
     if (path.length > MAX_TAR_NAME) throw new LayerboxError(`cannot import ${tooLong(path)}: its path in the image would be longer than ${MAX_TAR_NAME} bytes`);
-    const s = lstatSync(host, { bigint: true });
+    const s = hostCall(host, () => lstatSync(host, { bigint: true }));
     const meta = { mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: s.mtimeNs };
     if (s.isDirectory()) {
       b.addDir(path, meta);
@@ -81,6 +81,15 @@ export async function addHostDirectory(b: LayerBuilder, root: string, opts: Host
       sinceYield = 0;
       await new Promise((r) => setImmediate(r));
     }
+  }
+}
+
+/** A host call whose error names the path briefly (a deep host tree passes PATH_MAX: ENAMETOOLONG). */
+function hostCall<T>(path: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new LayerboxError(`cannot read ${tooLong(path)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 

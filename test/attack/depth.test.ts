@@ -285,6 +285,10 @@ describe('a box a guest nested 2,505 levels deep by renames', () => {
     const i = await lb(store(), 'cp', host, 'deep:/');
     expect(i.stderr).toBe('');
     expect((await lb(store(), 'cat', `deep:/cp-in/${rel}/in.txt`)).stdout).toBe('in\n');
+    // And the same host tree imports as an image.
+    expect((await lb(store(), 'image', 'import', host, '--tag', 'hosttree')).stderr).toBe('');
+    expect((await lb(store(), 'box', 'create', 'ht', '--image', 'hosttree')).code).toBe(0);
+    expect((await lb(store(), 'cat', `ht:/${rel}/in.txt`)).stdout).toBe('in\n');
   }, 120_000);
 
   it('fsck, gc, box reset and box rm', async () => {
@@ -295,6 +299,7 @@ describe('a box a guest nested 2,505 levels deep by renames', () => {
     expect((await lb(store(), 'diff', 'deep')).stdout).toBe('');
     expect((await lb(store(), 'box', 'rm', 'deep')).code).toBe(0);
     expect((await lb(store(), 'box', 'rm', 'deep2')).code).toBe(0);
+    expect((await lb(store(), 'box', 'rm', 'ht')).code).toBe(0);
     const gc = await lb(store(), 'gc');
     expect(gc.stdout).toMatch(/^removed [1-9]\d* blobs/);
     expect((await lb(store(), 'fsck')).code).toBe(0);
