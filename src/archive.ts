@@ -2,33 +2,31 @@ import type { LayerBuilder } from './builder.js';
 import { LayerboxError } from './errno.js';
 import type { Overlay } from './overlay/overlay.js';
 import type { Leaf } from './overlay/nodes.js';
-import { joinPath } from './path.js';
 import { type TarEntry, readTar, writeTar } from './tar.js';
 
 /** The merged view as tar entries (hard links kept as links), sorted by path. */
 export function treeEntries(ov: Overlay): TarEntry[] {
   const out: TarEntry[] = [];
   const first = new Map<Leaf, string>();
-  const walk = (path: string): void => {
-    for (const e of ov.readdir('/' + path)) {
-      const p = joinPath(path, e.name);
-      const m = ov.mergedLookup(p)!;
-      const meta = (m.dir ?? m.leaf!).meta;
-      const base = { path: p, mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: Number(meta.mtime / 1_000_000_000n) };
-      if (m.dir) {
-        out.push({ ...base, type: 'dir' });
-        walk(p);
-        continue;
-      }
-      const leaf = m.leaf!;
-      const f = first.get(leaf);
-      if (f !== undefined) out.push({ ...base, type: 'hardlink', linkname: f });
-      else if (leaf.kind === 'symlink') out.push({ ...base, type: 'symlink', linkname: leaf.target });
-      else out.push({ ...base, type: 'file', data: ov.readFile('/' + p) });
-      first.set(leaf, p);
+  // Pre-order by name on an explicit stack: a guest may nest directories deeper than the JS stack.
+  const stack = ov.viewEntries(ov.viewRoot()).reverse();
+  for (let e = stack.pop(); e; e = stack.pop()) {
+    const p = e.path;
+    const meta = (e.dir ? e.dir.sources[0]! : e.leaf!).meta;
+    const base = { path: p, mode: meta.mode, uid: meta.uid, gid: meta.gid, mtime: Number(meta.mtime / 1_000_000_000n) };
+    if (e.dir) {
+      out.push({ ...base, type: 'dir' });
+      const kids = ov.viewEntries(e.dir);
+      for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i]!);
+      continue;
     }
-  };
-  walk('');
+    const leaf = e.leaf!;
+    const f = first.get(leaf);
+    if (f !== undefined) out.push({ ...base, type: 'hardlink', linkname: f });
+    else if (leaf.kind === 'symlink') out.push({ ...base, type: 'symlink', linkname: leaf.target });
+    else out.push({ ...base, type: 'file', data: ov.content.read(leaf, 0, leaf.size) });
+    first.set(leaf, p);
+  }
   return out;
 }
 

@@ -196,6 +196,7 @@ export function encodeLayerTree(t: LayerTable, digest: (b: Uint8Array) => Digest
     }
   }
   const pages: Array<{ digest: Digest; data: Uint8Array }> = [];
+  const pageDigests = new Map<string, Digest>();
   const pageOf = (dir: string): Digest => {
     const list = (children.get(dir) ?? []).slice().sort((a, b) => comparePaths(baseName(a.path), baseName(b.path)));
     const entries: PageEntry[] = list.map((e) => {
@@ -208,7 +209,7 @@ export function encodeLayerTree(t: LayerTable, digest: (b: Uint8Array) => Digest
       else {
         if (e.opaque) p.opaque = true;
         if (e.redirect !== undefined) p.redirect = e.redirect;
-        p.page = pageOf(e.path);
+        p.page = pageDigests.get(e.path)!;
       }
       const l = links.get(e.path);
       if (l && (e.type === 'file' || e.type === 'symlink')) p.links = l;
@@ -219,7 +220,13 @@ export function encodeLayerTree(t: LayerTable, digest: (b: Uint8Array) => Digest
     pages.push({ digest: d, data });
     return d;
   };
-  const page = pageOf('');
+  // Children before parents without recursion (a tree may be deeper than the
+  // JS stack): in a sorted table every directory comes after its parent.
+  for (let i = t.entries.length - 1; i >= 0; i--) {
+    const e = t.entries[i]!;
+    if (e.type === 'dir') pageDigests.set(e.path, pageOf(e.path));
+  }
+  const page = pageDigests.get('')!;
   const redirects = t.entries.filter((e) => e.type === 'dir' && e.redirect !== undefined).map((e) => ({ origin: e.redirect!, path: e.path }));
   const root = encodeRoot({ chunkSize: t.chunkSize, entries: t.entries.length, root: { mode: rootEntry.mode, uid: rootEntry.uid, gid: rootEntry.gid, mtime: rootEntry.mtime, opaque: !!rootEntry.opaque }, page, redirects });
   // One page per distinct directory content (equal directories share a page).

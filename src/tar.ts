@@ -23,6 +23,20 @@ export interface TarEntry {
 
 const BLOCK = 512;
 
+/**
+ * Longest member name (pax `path`/`linkpath`, GNU long name or link) read
+ * from a tar. Above Linux's PATH_MAX because a box may hold longer paths (a
+ * guest can nest directories by renames) and its exports must import again;
+ * bounded because a layer table stores full paths, so depth times length is
+ * what a tree costs (at most 8,192 levels of this).
+ */
+export const MAX_TAR_NAME = 16 * 1024;
+/** Largest pax extended header read (Go's archive/tar has the same bound). */
+export const MAX_PAX_HEADER = 1024 * 1024;
+
+/** A name for an error line: never the whole of a hostile one. */
+const shortName = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 60)}...` : s);
+
 function field(h: Uint8Array, off: number, len: number): string {
   const b = h.subarray(off, off + len);
   const end = b.indexOf(0);
@@ -59,17 +73,24 @@ function paxTime(ns: bigint): string {
   return `${neg ? '-' : ''}${a / NS}.${(a % NS).toString().padStart(9, '0')}`;
 }
 
-function parsePax(data: Uint8Array): Record<string, string> {
+function parsePax(data: Uint8Array, at: number): Record<string, string> {
   const out: Record<string, string> = {};
   let i = 0;
   while (i < data.length) {
     const sp = data.indexOf(0x20, i);
     if (sp < 0) break;
+    if (sp - i > 20) throw new LayerboxError('bad tar pax header');
     const len = parseInt(fromUtf8(data.subarray(i, sp)), 10);
     if (!(len > 0) || i + len > data.length) throw new LayerboxError('bad tar pax header');
-    const rec = fromUtf8(data.subarray(sp + 1, i + len - 1));
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    const end = i + len - 1;
+    const eq = data.subarray(sp + 1, end).indexOf(0x3d) + sp + 1;
+    if (eq > sp + 1) {
+      // Names are checked by their byte length before they are decoded.
+      const key = fromUtf8(data.subarray(sp + 1, eq));
+      if ((key === 'path' || key === 'linkpath') && end - eq - 1 > MAX_TAR_NAME)
+        throw new LayerboxError(`tar pax ${key} at byte ${at} is ${end - eq - 1} bytes (at most ${MAX_TAR_NAME}): ${shortName(fromUtf8(data.subarray(eq + 1, eq + 61)))}`);
+      out[key] = fromUtf8(data.subarray(eq + 1, end));
+    }
     i += len;
   }
   return out;
@@ -81,20 +102,27 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
   let pax: Record<string, string> = {};
   let longName: string | null = null;
   let longLink: string | null = null;
+  let paxBytes = 0;
   for (let off = 0; off + BLOCK <= bytes.length; ) {
     const h = bytes.subarray(off, off + BLOCK);
+    const at = off;
     if (h.every((b) => b === 0)) break;
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
     if (sum !== octal(h, 148, 8, 'checksum')) throw new LayerboxError(`bad tar header checksum at byte ${off}`);
     const size = octal(h, 124, 12, 'size');
     const type = String.fromCharCode(h[156]! || 48);
+    // Bound the special records before reading them: their content is kept whole.
+    if ((type === 'x' || type === 'g') && size > MAX_PAX_HEADER) throw new LayerboxError(`tar pax header at byte ${at} is ${size} bytes (at most ${MAX_PAX_HEADER})`);
+    if ((type === 'L' || type === 'K') && size > MAX_TAR_NAME + 1) throw new LayerboxError(`tar GNU long ${type === 'L' ? 'name' : 'link'} at byte ${at} is ${size} bytes (at most ${MAX_TAR_NAME})`);
     const dataStart = off + BLOCK;
     if (dataStart + size > bytes.length) throw new LayerboxError(`tar is truncated (an entry at byte ${off} needs ${size} bytes)`);
     const data = bytes.subarray(dataStart, dataStart + size);
     off = dataStart + Math.ceil(size / BLOCK) * BLOCK;
     if (type === 'x') {
-      pax = { ...pax, ...parsePax(data) };
+      // Several pax headers before one member add up: bound their sum too.
+      if ((paxBytes += size) > MAX_PAX_HEADER) throw new LayerboxError(`tar pax headers before byte ${off} add up to more than ${MAX_PAX_HEADER} bytes`);
+      pax = { ...pax, ...parsePax(data, at) };
       continue;
     }
     if (type === 'g') continue;
@@ -124,6 +152,7 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
       });
     }
     pax = {};
+    paxBytes = 0;
     longName = longLink = null;
   }
   return out;
@@ -156,6 +185,8 @@ export function writeTar(entries: TarEntry[]): Uint8Array {
   for (const e of entries) {
     const name = e.type === 'dir' && !e.path.endsWith('/') ? `${e.path}/` : e.path;
     const link = e.linkname ?? '';
+    // What readTar would refuse is not written: an export always imports again.
+    for (const n of [name, link]) if (n.length > MAX_TAR_NAME / 3 && utf8(n).length > MAX_TAR_NAME) throw new LayerboxError(`cannot write ${shortName(n)} to a tar: it is ${utf8(n).length} bytes (a tar name is at most ${MAX_TAR_NAME})`);
     const exactTime = e.mtimeNs !== undefined && (e.mtimeNs % NS !== 0n || e.mtimeNs < 0n) ? e.mtimeNs : null;
     if (utf8(name).length > 100 || utf8(link).length > 100 || exactTime !== null) {
       const rec = (k: string, v: string) => {

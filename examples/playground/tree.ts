@@ -76,22 +76,35 @@ export class FileTree {
     return changes;
   }
 
-  private renderDir(box: Box, dir: string, depth: number, rows: HTMLElement[]): void {
-    let entries: Array<{ name: string; type: FileType | 'deleted' }>;
-    try {
-      entries = box.fs.readdir(dir).map((e) => ({ name: e.name, type: e.type }));
-    } catch {
-      return;
+  /** Rows of the expanded tree under `root`, in order, on an explicit stack: a guest may nest directories deeper than the JS stack. */
+  private renderDir(box: Box, root: string, rootDepth: number, rows: HTMLElement[]): void {
+    type Item = { dir: string; depth: number } | { row: HTMLElement };
+    const stack: Item[] = [{ dir: root, depth: rootDepth }];
+    for (let item = stack.pop(); item; item = stack.pop()) {
+      if ('row' in item) {
+        rows.push(item.row);
+        continue;
+      }
+      const { dir, depth } = item;
+      let entries: Array<{ name: string; type: FileType | 'deleted' }>;
+      try {
+        entries = box.fs.readdir(dir).map((e) => ({ name: e.name, type: e.type }));
+      } catch {
+        continue;
+      }
+      const names = new Set(entries.map((e) => e.name));
+      for (const [path, kind] of this.marks) if (kind === 'D' && parentOf(path) === dir && path !== '/' && !names.has(path.slice(path.lastIndexOf('/') + 1))) entries.push({ name: path.slice(path.lastIndexOf('/') + 1), type: 'deleted' });
+      entries.sort((a, b) => Number(b.type === 'dir') - Number(a.type === 'dir') || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      // Pushed in reverse, so they pop in order: each row, then its open subtree.
+      const items: Item[] = [];
+      for (const e of entries.slice(0, MAX_ENTRIES)) {
+        const path = join(dir, e.name);
+        items.push({ row: this.row(box, path, e.name, e.type, depth) });
+        if (e.type === 'dir' && this.expanded.has(path)) items.push({ dir: path, depth: depth + 1 });
+      }
+      if (entries.length > MAX_ENTRIES) items.push({ row: h('div', { class: 'tree-more', style: `--depth:${depth}` }, `… ${entries.length - MAX_ENTRIES} more`) });
+      for (let i = items.length - 1; i >= 0; i--) stack.push(items[i]!);
     }
-    const names = new Set(entries.map((e) => e.name));
-    for (const [path, kind] of this.marks) if (kind === 'D' && parentOf(path) === dir && path !== '/' && !names.has(path.slice(path.lastIndexOf('/') + 1))) entries.push({ name: path.slice(path.lastIndexOf('/') + 1), type: 'deleted' });
-    entries.sort((a, b) => Number(b.type === 'dir') - Number(a.type === 'dir') || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const e of entries.slice(0, MAX_ENTRIES)) {
-      const path = join(dir, e.name);
-      rows.push(this.row(box, path, e.name, e.type, depth));
-      if (e.type === 'dir' && this.expanded.has(path)) this.renderDir(box, path, depth + 1, rows);
-    }
-    if (entries.length > MAX_ENTRIES) rows.push(h('div', { class: 'tree-more', style: `--depth:${depth}` }, `… ${entries.length - MAX_ENTRIES} more`));
   }
 
   private row(box: Box, path: string, name: string, type: FileType | 'deleted', depth: number): HTMLElement {

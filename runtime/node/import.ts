@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { LayerboxError, type LayerBuilder } from '../../src/index.js';
+import { MAX_TAR_NAME } from '../../src/tar.js';
 
 export interface ImportProgress {
   files: number;
@@ -43,41 +44,58 @@ export async function addHostDirectory(b: LayerBuilder, root: string, opts: Host
   // Synchronous calls: a directory of small files is bound by syscall latency, which the
   // thread pool of the async API multiplies. The event loop gets a turn every few files.
   let sinceYield = 0;
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    const names = readdirSync(dir).sort();
-    for (const name of names) {
-      const host = join(dir, name);
-      const path = `${rel}/${name}`;
-      const s = lstatSync(host, { bigint: true });
-      const meta = { mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: s.mtimeNs };
-      if (s.isDirectory()) {
-        b.addDir(path, meta);
-        await walk(host, path);
-      } else if (s.isSymbolicLink()) {
-        b.addSymlink(path, readlinkSync(host), meta);
-      } else if (s.isFile()) {
-        const key = `${s.dev}:${s.ino}`;
-        const first = s.nlink > 1n ? links.get(key) : undefined;
-        if (first) b.addHardlink(path, first);
-        else {
-          const size = Number(s.size);
-          await b.addFile(path, size <= SMALL_FILE ? new Uint8Array(readFileSync(host)) : readPieces(host, size), meta);
-          if (s.nlink > 1n) links.set(key, path);
-          progress.bytes += size;
-        }
-      } else {
-        opts.onSkip?.(path, 'not a regular file, directory or symlink');
-        continue;
-      }
-      progress.files++;
-      opts.onProgress?.(progress);
-      if (++sinceYield >= 256) {
-        sinceYield = 0;
-        await new Promise((r) => setImmediate(r));
-      }
-    }
+  // Pre-order by name on an explicit stack: a host tree may be deeper than the JS stack.
+  const stack: Array<{ host: string; path: string }> = [];
+  const queue = (dir: string, rel: string): void => {
+    const names = hostCall(dir, () => readdirSync(dir)).sort();
+    for (let i = names.length - 1; i >= 0; i--) stack.push({ host: join(dir, names[i]!), path: `${rel}/${names[i]!}` });
   };
-  await walk(root, '');
+  queue(root, '');
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const { host, path } = top;
+    if (path.length > MAX_TAR_NAME) throw new LayerboxError(`cannot import ${tooLong(path)}: its path in the image would be longer than ${MAX_TAR_NAME} bytes`);
+    const s = hostCall(host, () => lstatSync(host, { bigint: true }));
+    const meta = { mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: s.mtimeNs };
+    if (s.isDirectory()) {
+      b.addDir(path, meta);
+      queue(host, path);
+    } else if (s.isSymbolicLink()) {
+      b.addSymlink(path, readlinkSync(host), meta);
+    } else if (s.isFile()) {
+      const key = `${s.dev}:${s.ino}`;
+      const first = s.nlink > 1n ? links.get(key) : undefined;
+      if (first) b.addHardlink(path, first);
+      else {
+        const size = Number(s.size);
+        await b.addFile(path, size <= SMALL_FILE ? new Uint8Array(readFileSync(host)) : readPieces(host, size), meta);
+        if (s.nlink > 1n) links.set(key, path);
+        progress.bytes += size;
+      }
+    } else {
+      opts.onSkip?.(path, 'not a regular file, directory or symlink');
+      continue;
+    }
+    progress.files++;
+    opts.onProgress?.(progress);
+    if (++sinceYield >= 256) {
+      sinceYield = 0;
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+}
+
+/** A host call whose error names the path briefly (a deep host tree passes PATH_MAX: ENAMETOOLONG). */
+function hostCall<T>(path: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new LayerboxError(`cannot read ${tooLong(path)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** A path for an error line: its start and its length, never the whole of a long one. */
+function tooLong(path: string): string {
+  return path.length > 80 ? `${JSON.stringify(path.slice(0, 60) + '...')} (${Buffer.byteLength(path)} bytes)` : JSON.stringify(path);
 }
 
 /** Reads a tar (plain or gzip) into a layer. OCI whiteout names become whiteouts and opaque markers. */
@@ -113,6 +131,9 @@ export async function addTar(b: LayerBuilder, file: string, opts: HostImportOpti
     for await (const entry of extract) {
       const h = entry.header;
       const raw = h.name;
+      // tar-stream bounds pax headers and GNU long names at 4 MiB; names are bounded here.
+      for (const n of [raw, h.linkname ?? ''])
+        if (Buffer.byteLength(n) > MAX_TAR_NAME) throw new LayerboxError(`tar entry name ${tooLong(n)} is longer than ${MAX_TAR_NAME} bytes`);
       if (raw.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(raw)}`);
       // `./a//b/` -> `a/b`; `..` stays for the builder to refuse.
       const path = raw.split('/').filter((c) => c !== '' && c !== '.').join('/');

@@ -1,5 +1,5 @@
 import { LayerboxError } from '../errno.js';
-import { Overlay, type OverlayOptions } from '../overlay/overlay.js';
+import { type MDir, Overlay, type OverlayOptions } from '../overlay/overlay.js';
 import type { DirNode, Leaf, Meta } from '../overlay/nodes.js';
 import type { LowerLayer } from '../overlay/tree.js';
 import { joinPath } from '../path.js';
@@ -49,31 +49,44 @@ export function layerTarEntries(lowers: readonly LowerLayer[], index: number, op
     else out.push({ path, type: 'file', ...m, data: ov.content.read(l, 0, l.size) });
     if (f === undefined) first.set(l, path);
   };
-  /** A merged subtree, as the overlay over this layer and the ones below sees it. */
-  const merged = (dir: string): void => {
-    for (const e of ov.readdir('/' + dir)) {
-      const p = joinPath(dir, e.name);
-      check(p);
-      const m = ov.mergedLookup(p)!;
-      if (m.dir) {
-        out.push({ path: p, type: 'dir', ...tarMeta(m.dir.meta) });
-        merged(p);
-      } else leaf(p, m.leaf!);
+  // Depth first on an explicit stack of work, in the order a recursive walk
+  // would write (a guest may nest directories deeper than the JS stack):
+  // `own` lists this layer's entries under a node, `merged` a merged subtree
+  // as the overlay over this layer and the ones below sees it.
+  type Work =
+    | { t: 'own'; node: DirNode; dir: string }
+    | { t: 'ownChild'; node: Leaf | DirNode; path: string }
+    | { t: 'merged'; view: MDir }
+    | { t: 'mergedChild'; path: string; dir?: MDir; leaf?: Leaf };
+  const viewAt = (path: string): MDir => {
+    let d = ov.viewRoot();
+    for (const c of path.split('/')) {
+      const f = ov.viewChild(d, c);
+      if (!f?.dir) throw new LayerboxError(`${what}: /${path} is not a directory of the merged view`);
+      d = f.dir;
     }
+    return d;
   };
-  /** This layer's own entries under `node`. */
-  const own = (node: DirNode, dir: string): void => {
-    const names = [...node.children.keys()].sort();
-    for (const name of names) {
-      if (node.children.get(name)!.kind !== 'whiteout') continue;
-      const p = joinPath(dir, name);
-      check(p);
-      out.push({ ...MARKER, path: joinPath(dir, WHITEOUT_PREFIX + name) });
-    }
-    for (const name of names) {
-      const child = node.children.get(name)!;
-      if (child.kind === 'whiteout') continue;
-      const p = joinPath(dir, name);
+  const stack: Work[] = [];
+  out.push({ path: '.', type: 'dir', ...tarMeta(layer.root.meta) });
+  if (layer.root.opaque) out.push({ ...MARKER, path: OPAQUE_MARKER });
+  stack.push({ t: 'own', node: layer.root, dir: '' });
+  for (let w = stack.pop(); w; w = stack.pop()) {
+    if (w.t === 'own') {
+      const { node, dir } = w;
+      const names = [...node.children.keys()].sort();
+      for (const name of names) {
+        if (node.children.get(name)!.kind !== 'whiteout') continue;
+        const p = joinPath(dir, name);
+        check(p);
+        out.push({ ...MARKER, path: joinPath(dir, WHITEOUT_PREFIX + name) });
+      }
+      for (let i = names.length - 1; i >= 0; i--) {
+        const child = node.children.get(names[i]!)!;
+        if (child.kind !== 'whiteout') stack.push({ t: 'ownChild', node: child, path: joinPath(dir, names[i]!) });
+      }
+    } else if (w.t === 'ownChild') {
+      const { node: child, path: p } = w;
       check(p);
       if (child.kind !== 'dir') {
         leaf(p, child);
@@ -82,15 +95,21 @@ export function layerTarEntries(lowers: readonly LowerLayer[], index: number, op
       out.push({ path: p, type: 'dir', ...tarMeta(child.meta) });
       if (child.opaque) {
         out.push({ ...MARKER, path: joinPath(p, OPAQUE_MARKER) });
-        own(child, p);
+        stack.push({ t: 'own', node: child, dir: p });
       } else if (child.redirect !== null) {
         out.push({ ...MARKER, path: joinPath(p, OPAQUE_MARKER) });
-        merged(p);
-      } else own(child, p);
+        stack.push({ t: 'merged', view: viewAt(p) });
+      } else stack.push({ t: 'own', node: child, dir: p });
+    } else if (w.t === 'merged') {
+      const kids = ov.viewEntries(w.view);
+      for (let i = kids.length - 1; i >= 0; i--) stack.push({ t: 'mergedChild', ...kids[i]! });
+    } else {
+      check(w.path);
+      if (w.dir) {
+        out.push({ path: w.path, type: 'dir', ...tarMeta(w.dir.sources[0]!.meta) });
+        stack.push({ t: 'merged', view: w.dir });
+      } else leaf(w.path, w.leaf!);
     }
-  };
-  out.push({ path: '.', type: 'dir', ...tarMeta(layer.root.meta) });
-  if (layer.root.opaque) out.push({ ...MARKER, path: OPAQUE_MARKER });
-  own(layer.root, '');
+  }
   return out;
 }

@@ -1,5 +1,5 @@
 import { joinPath } from '../path.js';
-import type { Overlay } from './overlay.js';
+import type { MDir, Overlay } from './overlay.js';
 import { type DirNode, type Leaf, type Meta, UPPER } from './nodes.js';
 
 /** One line of `diff`: Added, Changed or Deleted, against the box's image. */
@@ -29,32 +29,36 @@ function sameLeaf(a: Leaf, b: Leaf): boolean {
  */
 export function diffOverlay(ov: Overlay): Change[] {
   const out: Change[] = [];
-  const addAll = (path: string): void => {
-    for (const e of ov.readdir('/' + path)) {
-      const p = joinPath(path, e.name);
-      out.push({ kind: 'A', path: p });
-      if (e.type === 'dir') addAll(p);
-    }
+  // Explicit stacks throughout: a guest may nest directories deeper than the JS stack.
+  const addAll = (from: MDir): void => {
+    const stack = [from];
+    for (let d = stack.pop(); d; d = stack.pop())
+      for (const e of ov.viewEntries(d)) {
+        out.push({ kind: 'A', path: e.path });
+        if (e.dir) stack.push(e.dir);
+      }
   };
-  const walk = (path: string, upper: DirNode | undefined, fast: boolean): void => {
+  const stack: Array<{ view: MDir; upper: DirNode | undefined; fast: boolean }> = [{ view: ov.viewRoot(), upper: ov.upper.root ?? undefined, fast: true }];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const { view, upper, fast } = top;
     let names: Iterable<string>;
     if (fast) {
-      if (!upper) return;
+      if (!upper) continue;
       names = upper.children.keys();
     } else {
-      const set = new Set(ov.readdir('/' + path).map((e) => e.name));
-      const low = ov.lowerLookup(path);
+      const set = new Set(ov.viewEntries(view).map((e) => e.name));
+      const low = ov.lowerLookup(view.path);
       for (const d of low?.dirs ?? []) for (const [n, c] of d.children) if (c.kind !== 'whiteout') set.add(n);
       names = set;
     }
     for (const name of names) {
-      const p = joinPath(path, name);
-      const m = ov.mergedLookup(p);
+      const p = joinPath(view.path, name);
+      const m = ov.viewChild(view, name);
       const l = ov.lowerLookup(p);
       if (!m && !l) continue;
       if (m && !l) {
         out.push({ kind: 'A', path: p });
-        if (m.dir) addAll(p);
+        if (m.dir) addAll(m.dir);
         continue;
       }
       if (!m) {
@@ -63,21 +67,20 @@ export function diffOverlay(ov: Overlay): Change[] {
       }
       if (!!m.dir !== !!l!.dirs) {
         out.push({ kind: 'C', path: p });
-        if (m.dir) addAll(p);
+        if (m.dir) addAll(m.dir);
         continue;
       }
       if (m.leaf) {
         if (!sameLeaf(m.leaf, l!.leaf!)) out.push({ kind: 'C', path: p });
         continue;
       }
-      const top = m.dir!;
+      const top = m.dir!.sources[0]!;
       const up = top.layer === UPPER ? top : undefined;
       const replaced = !!up && (up.opaque || up.redirect !== null);
       if (replaced || (up && !sameMeta(up.meta, l!.dirs![0]!.meta))) out.push({ kind: 'C', path: p });
-      walk(p, up, fast && !replaced);
+      stack.push({ view: m.dir!, upper: up, fast: fast && !replaced });
     }
-  };
-  walk('', ov.upper.root ?? undefined, true);
+  }
   out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return out.map((c) => ({ kind: c.kind, path: '/' + c.path }));
 }

@@ -75,7 +75,8 @@ export interface OpenOptions {
 }
 
 /** A merged directory as seen while walking: its sources top-down (an upper node first if it has one). */
-interface MDir {
+/** A directory of the merged view: its sources top-down (upper first, if any). */
+export interface MDir {
   sources: DirNode[];
   parent: MDir | null;
   name: string;
@@ -150,12 +151,15 @@ export class Overlay {
   recount(): void {
     let upperBytes = 0, files = 0;
     const seen = new Set<Leaf>();
-    const walk = (d: DirNode, path: string): void => {
+    // An explicit stack: a guest may nest directories deeper than the JS stack.
+    const stack: Array<[DirNode, string]> = this.upper.root ? [[this.upper.root, '']] : [];
+    for (let top = stack.pop(); top; top = stack.pop()) {
+      const [d, path] = top;
       for (const [name, n] of d.children) {
         if (n.kind === 'whiteout') continue;
         if (n.kind === 'dir') {
           if (n.ino >= UPPER_INO_BASE) files++;
-          walk(n, joinPath(path, name));
+          stack.push([n, joinPath(path, name)]);
         } else if (!seen.has(n)) {
           seen.add(n);
           this.guessBase(n, joinPath(path, name));
@@ -163,8 +167,7 @@ export class Overlay {
           if (n.kind === 'file' && n.nlink > 0) upperBytes += this.fileBytes(n);
         }
       }
-    };
-    if (this.upper.root) walk(this.upper.root, '');
+    }
     this.used = { upperBytes, files };
   }
 
@@ -180,13 +183,12 @@ export class Overlay {
     if (l.base !== undefined) return l.base;
     if (!this.lowerIndex) {
       const index = new Map<number, Leaf>();
-      const walk = (d: DirNode): void => {
+      const stack = this.lowers.map((l) => l.root);
+      for (let d = stack.pop(); d; d = stack.pop())
         for (const n of d.children.values()) {
-          if (n.kind === 'dir') walk(n);
+          if (n.kind === 'dir') stack.push(n);
           else if (n.kind !== 'whiteout') index.set(n.ino, n);
         }
-      };
-      for (const l of this.lowers) walk(l.root);
       this.lowerIndex = index;
     }
     return (l.base = this.lowerIndex.get(l.ino) ?? null);
@@ -271,11 +273,13 @@ export class Overlay {
     if (max !== undefined && this.used.files + n > max) throw fsError('DQUOT', `box quota: ${this.used.files + n} entries in the upper would pass the limit of ${max}`);
   }
 
-  private indexCopies(dir: DirNode): void {
-    for (const n of dir.children.values()) {
-      if (n.kind === 'dir') this.indexCopies(n);
-      else if (n.kind !== 'whiteout' && n.ino < UPPER_INO_BASE) this.copies.set(n.ino, n);
-    }
+  private indexCopies(root: DirNode): void {
+    const stack = [root];
+    for (let d = stack.pop(); d; d = stack.pop())
+      for (const n of d.children.values()) {
+        if (n.kind === 'dir') stack.push(n);
+        else if (n.kind !== 'whiteout' && n.ino < UPPER_INO_BASE) this.copies.set(n.ino, n);
+      }
   }
 
   // ---- lookup -------------------------------------------------------------
@@ -413,23 +417,36 @@ export class Overlay {
   }
 
   /** The directory's upper node, creating it (and its ancestors') with the lower metadata: a metadata-only copy-up. */
-  private upperDir(d: MDir): DirNode {
-    const top = d.sources[0];
-    if (top?.layer === UPPER) return top;
-    let node: DirNode;
-    if (!d.parent) {
-      node = this.upper.root ??= newDir(UPPER, top!.ino, { ...top!.meta }, null, '');
-    } else {
-      const p = this.upperDir(d.parent);
-      const existing = p.children.get(d.name);
-      if (existing?.kind === 'dir') node = existing;
-      else {
-        node = newDir(UPPER, top!.ino, { ...top!.meta }, p, d.name);
-        p.children.set(d.name, node);
+  private upperDir(dir: MDir): DirNode {
+    // The ancestors without an upper node, then top-down (no recursion: a
+    // directory may be deeper than the JS stack).
+    const chain: MDir[] = [];
+    let p: DirNode | null = null;
+    for (let d: MDir | null = dir; d; d = d.parent) {
+      const top = d.sources[0];
+      if (top?.layer === UPPER) {
+        p = top;
+        break;
       }
+      chain.push(d);
     }
-    d.sources.unshift(node);
-    return node;
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const d = chain[i]!;
+      const top = d.sources[0]!;
+      let node: DirNode;
+      if (!d.parent) node = this.upper.root ??= newDir(UPPER, top.ino, { ...top.meta }, null, '');
+      else {
+        const existing = p!.children.get(d.name);
+        if (existing?.kind === 'dir') node = existing;
+        else {
+          node = newDir(UPPER, top.ino, { ...top.meta }, p!, d.name);
+          p!.children.set(d.name, node);
+        }
+      }
+      d.sources.unshift(node);
+      p = node;
+    }
+    return p!;
   }
 
   private pathOfUpper(d: DirNode): string | null {
@@ -829,6 +846,40 @@ export class Overlay {
     if (atime !== undefined) m.atime = atime;
     if (mtime !== undefined) m.mtime = mtime;
     m.ctime = this.now();
+  }
+
+  // ---- whole-view walks (diff, squash, export, copy out) ----------------------
+
+  /** The merged root, for a walk that goes down by node rather than by path. */
+  viewRoot(): MDir {
+    return this.rootDir();
+  }
+
+  /**
+   * A merged directory's entries, sorted by name, each with its node. Walks
+   * use this instead of resolving each path: a guest may build (by renames)
+   * a tree whose paths are longer than PATH_MAX, and resolving every path
+   * from the root would cost O(depth) per entry.
+   */
+  viewEntries(d: MDir): Array<{ name: string; path: string; dir?: MDir; leaf?: Leaf }> {
+    const names = new Set<string>();
+    for (const s of d.sources) for (const n of s.children.keys()) names.add(n);
+    const out: Array<{ name: string; path: string; dir?: MDir; leaf?: Leaf }> = [];
+    for (const name of [...names].sort()) {
+      const hit = this.childIn(d.sources, name, true);
+      if (!hit) continue;
+      if (hit.leaf) out.push({ name, path: joinPath(d.path, name), leaf: hit.leaf });
+      else {
+        const dir = this.childDir(d, name, hit.dirs);
+        out.push({ name, path: dir.path, dir });
+      }
+    }
+    return out;
+  }
+
+  /** One entry of a merged directory by name, like `viewEntries` without listing the rest. */
+  viewChild(d: MDir, name: string): { dir?: MDir; leaf?: Leaf } | null {
+    return this.lookup(d, name);
   }
 
   /** For diff and commit: the lower-only view of a merged path (what the image alone has there). */

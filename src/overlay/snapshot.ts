@@ -12,9 +12,11 @@ import type { UpperState } from './tree.js';
 export function collectDirtyChunks(upper: UpperState, digest: (b: Uint8Array) => Digest): Map<Digest, Uint8Array> {
   const blobs = new Map<Digest, Uint8Array>();
   const seen = new Set<Leaf>();
-  const walk = (d: DirNode): void => {
+  // Explicit stacks in both walks: a guest may nest directories deeper than the JS stack.
+  const stack: DirNode[] = upper.root ? [upper.root] : [];
+  for (let d = stack.pop(); d; d = stack.pop()) {
     for (const n of d.children.values()) {
-      if (n.kind === 'dir') walk(n);
+      if (n.kind === 'dir') stack.push(n);
       else if (n.kind === 'file' && !seen.has(n)) {
         seen.add(n);
         n.chunks = n.chunks.map((c) => {
@@ -26,8 +28,7 @@ export function collectDirtyChunks(upper: UpperState, digest: (b: Uint8Array) =>
         });
       }
     }
-  };
-  if (upper.root) walk(upper.root);
+  }
   return blobs;
 }
 
@@ -39,16 +40,17 @@ export function collectDirtyChunks(upper: UpperState, digest: (b: Uint8Array) =>
  */
 export function upperToTable(upper: UpperState, kind: 'upper' | 'layer', chunkSize: number, rootFallback: DirNode): LayerTable {
   const rows: { path: string; node: Node }[] = [];
-  const walk = (d: DirNode, path: string): void => {
+  const root = upper.root ?? rootFallback;
+  rows.push({ path: '', node: root });
+  const stack: Array<[DirNode, string]> = upper.root ? [[upper.root, '']] : [];
+  for (let top = stack.pop(); top; top = stack.pop()) {
+    const [d, path] = top;
     for (const [name, n] of d.children) {
       const p = joinPath(path, name);
       rows.push({ path: p, node: n });
-      if (n.kind === 'dir') walk(n, p);
+      if (n.kind === 'dir') stack.push([n, p]);
     }
-  };
-  const root = upper.root ?? rootFallback;
-  rows.push({ path: '', node: root });
-  if (upper.root) walk(upper.root, '');
+  }
   rows.sort((a, b) => comparePaths(a.path, b.path));
   const firstName = new Map<Leaf, string>();
   const entries: LayerEntry[] = rows.map(({ path, node }) => {
