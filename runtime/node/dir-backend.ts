@@ -498,7 +498,7 @@ export class DirBackend implements Backend {
       // Missing, or its pack was rewritten by another process's gc: look at packs/ again before failing.
       this.rescan();
       loc = this.locate(digest);
-      if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}`);
+      if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}${this.broken.size ? ` (${this.broken.size} damaged pack${this.broken.size === 1 ? '' : 's'}: run fsck)` : ''}`);
       data = this.readRaw(loc);
     }
     this.check(loc!, digest, data);
@@ -634,7 +634,7 @@ export class DirBackend implements Backend {
       const where = `packs/${name}`;
       if (!PACK_NAME.test(name)) { out.push({ where, problem: 'unexpected file (not a pack)' }); continue; }
       let fd: number;
-      try { fd = openStoreFile(this.p('packs', name), 'it'); } catch (e) {
+      try { fd = openStoreFile(this.p('packs', name), 'the pack'); } catch (e) {
         if (!(e instanceof LayerboxError)) throw e;
         out.push({ where, problem: e.message });
         continue;

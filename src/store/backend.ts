@@ -103,6 +103,7 @@ export function checkLimits(limits: unknown, where = 'box limit'): BoxLimits | u
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** A value for a message, cut short: stored input may be anything, of any size. */
 const show = (v: unknown): string => {
+  if (v === undefined) return 'nothing';
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 };

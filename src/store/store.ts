@@ -152,7 +152,8 @@ export class Store {
   /** Layers newest first, like `docker history`. */
   async history(ref: string): Promise<HistoryRow[]> {
     const m = await this.manifest(await this.resolveImage(ref));
-    return m.history.map((h, i) => ({ ...h, size: m.layers[i]!.size + m.layers[i]!.dataSize, entries: m.layers[i]!.entries })).reverse();
+    // A manifest read from a hostile store may list more history than layers: those rows have no size.
+    return m.history.map((h, i) => ({ ...h, size: (m.layers[i]?.size ?? 0) + (m.layers[i]?.dataSize ?? 0), entries: m.layers[i]?.entries ?? 0 })).reverse();
   }
 
   /** Removes a tag; given a digest, every tag of it. An image a box stands on keeps its blobs until the box goes. */
