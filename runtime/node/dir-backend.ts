@@ -703,7 +703,11 @@ export async function openDirBackend(dir: string, opts: { create?: boolean } = {
     fs.renameSync(tmp, marker);
     fsyncDir(root);
   }
-  fs.mkdirSync(path.join(root, 'packs'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
+  for (const sub of ['packs', 'tmp']) {
+    try { fs.mkdirSync(path.join(root, sub), { recursive: true }); } catch (e) {
+      if (errCode(e) === 'EEXIST' || errCode(e) === 'ENOTDIR') throw new LayerboxError(`store ${root} is damaged: ${sub} is not a directory`);
+      throw e;
+    }
+  }
   return new DirBackend(root);
 }
