@@ -15,8 +15,13 @@ export interface CliRun { code: number | null; killed: boolean; stdout: string; 
 
 /** Runs the built CLI on a store; never throws. */
 export function cli(store: string, ...argv: string[]): Promise<CliRun> {
+  return cliWith({}, store, ...argv);
+}
+
+/** `cli` with node options (`--import` a test double) and extra environment. */
+export function cliWith(o: { nodeArgs?: string[]; env?: Record<string, string> }, store: string, ...argv: string[]): Promise<CliRun> {
   return new Promise((done) => {
-    execFile(process.execPath, [CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '', LAYERBOX_DEBUG: '' }, maxBuffer: 64 << 20, timeout: SAFETY_KILL_MS, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...(o.nodeArgs ?? []), CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '', LAYERBOX_DEBUG: '', ...o.env }, maxBuffer: 64 << 20, timeout: SAFETY_KILL_MS, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: unknown; killed?: boolean }) | null;
       done({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, killed: !!e?.killed, stdout, stderr });
     });

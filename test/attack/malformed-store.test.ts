@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTree } from '../fixtures.js';
-import { cli, expectNoCrash, expectOneLine } from './cli-run.js';
+import { cli, cliWith, expectNoCrash, expectOneLine } from './cli-run.js';
 
 let tmp: string;
 let pristine: string;
@@ -117,5 +117,27 @@ describe('listing', () => {
     expect(r).toMatchObject({ code: 0, stdout: '', stderr: '' });
     const all = await cli(s, 'ls', '-l', 'b1:/');
     expect(all.stdout).toMatch(/^d\S+\s+\d+\s+\d+\s+\S+ \S+\s+empty$/m);
+  });
+});
+
+describe('the top-level handler', () => {
+  // A bug stood in for by a test double: the host's readdir throws a TypeError when the store lists its packs.
+  const bug = `data:text/javascript,${encodeURIComponent(`import fs from 'node:fs'; import { syncBuiltinESMExports } from 'node:module';
+const readdir = fs.readdirSync;
+fs.readdirSync = (p, ...rest) => { if (String(p).endsWith('packs')) throw new TypeError('a bug stood in for'); return readdir(p, ...rest); };
+syncBuiltinESMExports();`)}`;
+
+  it('an unexpected error is one line "internal error: <message>", exit 70, without a stack', async () => {
+    const r = await cliWith({ nodeArgs: ['--import', bug] }, pristine, 'image', 'ls');
+    expect(r.killed).toBe(false);
+    expect(r.code).toBe(70);
+    expect(r.stderr).toBe('layerbox: internal error: a bug stood in for\n');
+  });
+
+  it('LAYERBOX_DEBUG=1 adds the stack', async () => {
+    const r = await cliWith({ nodeArgs: ['--import', bug], env: { LAYERBOX_DEBUG: '1' } }, pristine, 'image', 'ls');
+    expect(r.code).toBe(70);
+    expect(r.stderr.split('\n')[0]).toBe('layerbox: internal error: a bug stood in for');
+    expect(r.stderr).toMatch(/^\s+at /m);
   });
 });
