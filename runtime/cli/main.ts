@@ -1,4 +1,4 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -359,7 +359,11 @@ async function main(argv: string[]): Promise<void> {
           if (boxes.length) throw new UsageError(`--format ${format} exports images only; commit a box first`);
           bytes = await exportOciArchive(store, p, format);
         }
-        await writeFile(v.output as string, bytes);
+        // A write that fails (a full disk) leaves no partial file that looks like an export.
+        await writeFile(v.output as string, bytes).catch(async (e: unknown) => {
+          await rm(v.output as string, { force: true }).catch(() => {});
+          throw e;
+        });
         return;
       }
       case 'import': {

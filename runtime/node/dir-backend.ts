@@ -77,6 +77,11 @@ function fsyncDir(dir: string): void {
   try { fd = fs.openSync(dir, 'r'); fs.fsyncSync(fd); } catch (e) { if (process.platform !== 'win32') throw e; } finally { if (fd !== undefined) fs.closeSync(fd); }
 }
 
+/** Writes a small temp file; on failure (a full disk) removes what was created, so nothing is left in tmp/. */
+function writeTemp(file: string, text: string): void {
+  try { fs.writeFileSync(file, text, { flag: 'wx' }); } catch (e) { fs.rmSync(file, { force: true }); throw e; }
+}
+
 /** Positional read of exactly `length` bytes: readSync may return fewer. */
 function readExact(fd: number, offset: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -352,7 +357,7 @@ export class DirBackend implements Backend {
       // The lock appears with its pid already in it (a hard link of a written temp file), so a
       // holder killed at any instant never leaves an empty lock that nobody could judge stale.
       const mine = this.tmpName();
-      fs.writeFileSync(mine, token);
+      writeTemp(mine, token);
       try { fs.linkSync(mine, file); return token; } catch (e) { if (errCode(e) !== 'EEXIST') throw e; } finally { fs.rmSync(mine, { force: true }); }
       let held: string;
       try { held = readStoreFile(file, `lock file ${file}`, MAX_LOCK_BYTES); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
@@ -389,7 +394,7 @@ export class DirBackend implements Backend {
     const file = path.join(dir, encodeURIComponent(name)), token = `${process.pid}\n`;
     for (;;) {
       const mine = this.tmpName();
-      fs.writeFileSync(mine, token);
+      writeTemp(mine, token);
       try {
         fs.linkSync(mine, file);
         return () => { try { if (readStoreFile(file, `lease file ${file}`, MAX_LOCK_BYTES) === token) fs.unlinkSync(file); } catch { /* gone */ } };

@@ -259,7 +259,7 @@ export async function importOci(store: Store, read: ArchiveReader, opts: OciImpo
       try {
         parent = await store.importLayerOnto(parent, (b) => addTarBytes(b, l.tar), { created: h.created, createdBy: h.createdBy, comment: h.comment, config: p.config });
       } catch (e) {
-        if (e instanceof LayerboxError) throw new LayerboxError(`${p.what}, layer ${i + 1} (${l.digest}): ${e.message}`);
+        if (e instanceof LayerboxError) throw new LayerboxError(`${p.what}, layer ${i + 1} (${l.digest}): ${e.message}`, { errno: e.errno, cause: e });
         throw e;
       }
     }
