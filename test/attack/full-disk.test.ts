@@ -27,15 +27,16 @@ let other: string;
 let mounted = false;
 let registry: ChildProcess | undefined;
 let port = 0;
-/** Free bytes the stand-in disk leaves (non-root only). */
+/** Free bytes the stand-in disk leaves (non-root only), and the error its writes fail with. */
 let fakeFree: number | null = null;
+let fakeCode = 'ENOSPC';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
 /** Runs the CLI on the store on the small disk. */
 function lb(...argv: string[]): Promise<CliRun> {
   if (root || fakeFree === null) return cli(store, ...argv);
-  return cliWith({ nodeArgs: ['--import', fakeDisk(disk, fakeFree)] }, store, ...argv);
+  return cliWith({ nodeArgs: ['--import', fakeDisk(disk, fakeFree, fakeCode)] }, store, ...argv);
 }
 async function ok(...argv: string[]): Promise<CliRun> {
   const r = await lb(...argv);
@@ -79,10 +80,10 @@ function unfill(): void {
  * files under `dir` succeed until `free` bytes are used, then fail with
  * ENOSPC, as the host's would.
  */
-function fakeDisk(dir: string, free: number): string {
+function fakeDisk(dir: string, free: number, code: string): string {
   const src = `import fs from 'node:fs'; import { resolve } from 'node:path'; import { syncBuiltinESMExports } from 'node:module';
 const DIR = ${JSON.stringify(dir)}; let free = ${free}; const fds = new Set();
-const nospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28, syscall: 'write' });
+const nospc = () => Object.assign(new Error(${JSON.stringify(code)} + ': write failed'), { code: ${JSON.stringify(code)}, syscall: 'write' });
 const take = (n) => { if (n > free) throw nospc(); free -= n; };
 const under = (p) => resolve(String(p)).startsWith(DIR + '/');
 const size = (d) => typeof d === 'string' ? Buffer.byteLength(d) : d.byteLength;
@@ -212,6 +213,22 @@ describe(`a full disk under the store (${root ? 'a 20 MiB tmpfs' : 'a stand-in d
         // A failed export leaves no partial output.
         expect(existsSync(join(disk, 'out.lbx'))).toBe(false);
       });
+
+  it('a read-only disk: one line naming it, the store intact once writable again', async () => {
+    if (root) execFileSync('mount', ['-o', 'remount,ro', disk]);
+    else [fakeFree, fakeCode] = [0, 'EROFS'];
+    let r: CliRun;
+    try {
+      r = await lb('box', 'fork', 'b1', 'b9');
+    } finally {
+      if (root) execFileSync('mount', ['-o', 'remount,rw', disk]);
+      [fakeFree, fakeCode] = [null, 'ENOSPC'];
+    }
+    expectOneLine(r, 'box fork on a read-only disk');
+    expect(r.stderr).toBe('layerbox: read-only file system while forking box b1 as b9\n');
+    expect((await ok('fsck')).stdout).toMatch(/^ok: /m);
+    expect(await state()).toEqual(before);
+  });
 
   it('with the space back, every one of those commands succeeds (the control)', async () => {
     rmSync(join(disk, 'out.lbx'), { force: true });
