@@ -124,12 +124,12 @@ export function checkBoxRecord(r: unknown, where: string): BoxRecord {
 
 /**
  * Checks a refs document as read from storage: tags map to digests, boxes
- * to valid records under valid names. Returns a clean copy whose maps have no
- * prototype, so a name like `constructor` finds nothing it was not given.
+ * to valid records under valid names. Returns a clean copy with only the
+ * known fields.
  */
 export function checkRefs(doc: { tags?: unknown; boxes?: unknown }, where: string): RefsDoc {
   if (!isRecord(doc.tags) || !isRecord(doc.boxes)) throw new LayerboxError(`${where} lacks its tags or boxes (or they are not objects)`);
-  const refs: RefsDoc = { tags: Object.create(null) as RefsDoc['tags'], boxes: Object.create(null) as RefsDoc['boxes'] };
+  const refs: RefsDoc = { tags: {}, boxes: {} };
   for (const [t, d] of Object.entries(doc.tags)) {
     if (!isDigest(d)) throw new LayerboxError(`${where}: tag ${show(t)} does not name an image digest (got ${show(d)})`);
     refs.tags[t] = d;
