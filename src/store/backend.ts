@@ -1,6 +1,6 @@
 import { type Digest, isDigest } from '../digest.js';
 import { LayerboxError } from '../errno.js';
-import { checkBoxName } from '../image.js';
+import { checkBoxName, parseTag } from '../image.js';
 import type { BoxLimits } from '../overlay/overlay.js';
 
 /** Where a box stands: its image and the persisted snapshot of its upper layer (null: empty). */
@@ -131,6 +131,11 @@ export function checkRefs(doc: { tags?: unknown; boxes?: unknown }, where: strin
   if (!isRecord(doc.tags) || !isRecord(doc.boxes)) throw new LayerboxError(`${where} lacks its tags or boxes (or they are not objects)`);
   const refs: RefsDoc = { tags: {}, boxes: {} };
   for (const [t, d] of Object.entries(doc.tags)) {
+    try {
+      parseTag(t);
+    } catch (e) {
+      throw new LayerboxError(`${where}: tag ${show(t)}: ${(e as Error).message}`);
+    }
     if (!isDigest(d)) throw new LayerboxError(`${where}: tag ${show(t)} does not name an image digest (got ${show(d)})`);
     refs.tags[t] = d;
   }

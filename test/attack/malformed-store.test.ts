@@ -41,6 +41,7 @@ const cases: Case[] = [
   { name: 'boxes is null', corrupt: refs((d) => ({ ...d, boxes: null })), fails: REFS_CMD, says: /tags or boxes/ },
   { name: 'a tag is a number', corrupt: refs((d) => ({ ...d, tags: { 't:1': 5 } })), fails: ['image', 'ls'], says: /tag "t:1"/ },
   { name: 'a tag is an object', corrupt: refs((d) => ({ ...d, tags: { 't:1': { digest: d.tags['t:1'] } } })), fails: ['image', 'ls'], says: /tag "t:1"/ },
+  { name: 'a tag name is not a tag', corrupt: refs((d) => ({ ...d, tags: { ...d.tags, ['__proto__']: d.tags['t:1'] } })), fails: ['image', 'ls'], says: /tag/ },
   { name: 'a box record is null', corrupt: box(() => null), fails: REFS_CMD, says: /box b1/ },
   { name: 'a box record is an array', corrupt: box((r) => [r]), fails: REFS_CMD, says: /box b1/ },
   { name: 'a box record lacks its image', corrupt: box(({ image: _, ...r }) => r), fails: REFS_CMD, says: /box b1 has no valid image/ },
