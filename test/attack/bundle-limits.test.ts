@@ -1,6 +1,7 @@
 // A hostile bundle's index: box limits, records, names and tags are checked
 // before anything is stored; a refused import is one line and leaves the
 // store as it was. Also: two indexes in one bundle, an OCI index naming nothing.
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,6 +99,34 @@ describe('a hostile bundle index', () => {
     const [b] = JSON.parse((await ok(s, 'box', 'ls', '--json')).stdout);
     expect(b).toMatchObject({ name: 'b1', limits: { maxFiles: 100, maxUpperBytes: 1 << 20 } });
     expect((await ok(s, 'cat', 'b1:/other.txt')).stdout).toBe('other\n');
+  });
+});
+
+describe('hostile blobs named by their true digest', () => {
+  /** A bundle whose one image is `manifest` (a blob stored under its own sha256), pointing at `extra` blobs. */
+  const withImage = (manifest: string, extra: string[] = []) => {
+    const blob = (text: string): TarEntry & { digest: string } => {
+      const data = new TextEncoder().encode(text);
+      const hex = createHash('sha256').update(data).digest('hex');
+      return { path: `blobs/sha256/${hex}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data, digest: `sha256:${hex}` };
+    };
+    const m = blob(manifest);
+    return bundle((d) => ({ ...d, images: [{ digest: m.digest, tags: ['hostile:1'] }], boxes: [] }), [m, ...extra.map(blob)]);
+  };
+  const layer = 'sha256:' + createHash('sha256').update('not a layer table').digest('hex');
+  const manifest = (over: object) => JSON.stringify({ magic: 'layerbox-image', version: 1, chunkSize: 65536, layers: [{ digest: layer, size: 1, dataSize: 0, entries: 0 }], config: {}, history: [], parent: null, created: '', ...over });
+
+  it.each([
+    { name: 'a manifest that is JSON null', file: () => withImage('null') },
+    { name: 'a manifest whose layers are a string', file: () => withImage(manifest({ layers: 'all' })) },
+    { name: 'a manifest whose chunk size is a string', file: () => withImage(manifest({ chunkSize: '65536' })) },
+    { name: 'a manifest whose history is longer than its layers', file: () => withImage(manifest({ history: [{ created: '', createdBy: 'x', layer }, { created: '', createdBy: 'y', layer }] }), ['not a layer table']) },
+    { name: 'a layer table that is garbage', file: () => withImage(manifest({}), ['not a layer table']) },
+  ])('$name: refused with one line, no ref changed', async (c) => {
+    const before = snapshot(target);
+    expectOneLine(await cli(target, 'import', c.file()), c.name);
+    expect(snapshot(target).refs).toEqual(before.refs);
+    expect((await cli(target, 'fsck')).code).toBe(0);
   });
 });
 
