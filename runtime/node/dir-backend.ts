@@ -400,7 +400,7 @@ export class DirBackend implements Backend {
         return () => { try { if (readStoreFile(file, `lease file ${file}`, MAX_LOCK_BYTES) === token) fs.unlinkSync(file); } catch { /* gone */ } };
       } catch (e) { if (errCode(e) !== 'EEXIST') throw e; } finally { fs.rmSync(mine, { force: true }); }
       let held: string;
-      try { held = readStoreFile(file, `lock file ${file}`, MAX_LOCK_BYTES); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
+      try { held = readStoreFile(file, `lease file ${file}`, MAX_LOCK_BYTES); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
       const pid = Number.parseInt(held, 10);
       if (held === token) throw new LayerboxError(`box ${name} is already in use by this process`);
       if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) throw new LayerboxError(`box ${name} is in use by process ${pid}`);
