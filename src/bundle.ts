@@ -2,7 +2,7 @@ import { type Digest, isDigest } from './digest.js';
 import { LayerboxError } from './errno.js';
 import { checkBoxName, parseTag } from './image.js';
 import { chunksOf, decodeLayer } from './layer.js';
-import type { BoxRecord } from './store/backend.js';
+import { type BoxRecord, checkBoxRecord } from './store/backend.js';
 import type { Store } from './store/store.js';
 import { type TarEntry, readTar, writeTar } from './tar.js';
 import { fromUtf8, utf8 } from './text.js';
@@ -76,17 +76,18 @@ function safeTag(ref: string): string | null {
  */
 export async function importBundle(store: Store, bytes: Uint8Array): Promise<BundleIndex> {
   const entries = readTar(bytes);
-  const head = entries.find((e) => e.path === 'layerbox-bundle.json');
+  const heads = entries.filter((e) => e.path === 'layerbox-bundle.json');
+  // Two indexes would let what is checked differ from what is applied: refuse, as for any ambiguity.
+  if (heads.length > 1) throw new LayerboxError(`not a valid layerbox bundle: it holds ${heads.length} layerbox-bundle.json`);
+  const head = heads[0];
   if (!head?.data) throw new LayerboxError('not a layerbox bundle (no layerbox-bundle.json)');
-  let doc: any;
+  let doc: unknown;
   try {
     doc = JSON.parse(fromUtf8(head.data));
   } catch {
     throw new LayerboxError('not a layerbox bundle (bad layerbox-bundle.json)');
   }
-  if (doc?.magic !== MAGIC) throw new LayerboxError('not a layerbox bundle');
-  if (doc.version !== VERSION) throw new LayerboxError(`unsupported layerbox bundle version ${doc.version} (this layerbox reads ${VERSION})`);
-  const index: BundleIndex = { images: doc.images ?? [], boxes: doc.boxes ?? [] };
+  const index = parseBundleIndex(doc);
   const blobs: Array<{ digest: Digest; data: Uint8Array }> = [];
   for (const e of entries) {
     const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(e.path);
@@ -97,7 +98,6 @@ export async function importBundle(store: Store, bytes: Uint8Array): Promise<Bun
   }
   const have = new Set(blobs.map((b) => b.digest));
   for (const i of index.images) if (!have.has(i.digest)) throw new LayerboxError(`bundle is missing image ${i.digest}`);
-  for (const b of index.boxes) checkBoxName(b.name);
   await store.backend.lock(async () => {
     const refs = await store.backend.readRefs();
     for (const b of index.boxes) if (refs.boxes[b.name]) throw new LayerboxError(`box ${b.name} already exists`);
@@ -110,9 +110,52 @@ export async function importBundle(store: Store, bytes: Uint8Array): Promise<Bun
       if (b.record.upper) await tableBlobs(store, b.record.upper, 'upper', needed);
     }
     for (const d of needed) if (!store.backend.hasBlob(d)) throw new LayerboxError(`bundle is missing blob ${d}`);
-    for (const i of index.images) for (const t of i.tags) refs.tags[parseTag(t)] = i.digest;
-    for (const b of index.boxes) refs.boxes[b.name] = { image: b.record.image, upper: b.record.upper, created: store.nowIso(), ...(b.record.limits ? { limits: b.record.limits } : {}) };
+    for (const i of index.images) for (const t of i.tags) refs.tags[t] = i.digest;
+    for (const b of index.boxes) refs.boxes[b.name] = { ...b.record, created: store.nowIso() };
     await store.backend.writeRefs(refs);
   });
   return index;
+}
+
+/**
+ * Checks a bundle's index before anything is stored: every image a digest
+ * with valid tags, every box a valid name and record (limits in bounds).
+ * Returns clean copies holding only the known fields.
+ */
+function parseBundleIndex(doc: unknown): BundleIndex {
+  const d = doc as { magic?: unknown; version?: unknown; images?: unknown; boxes?: unknown } | null;
+  if (typeof d !== 'object' || d === null || Array.isArray(d) || d.magic !== MAGIC) throw new LayerboxError('not a layerbox bundle');
+  if (d.version !== VERSION) throw new LayerboxError(`unsupported layerbox bundle version ${JSON.stringify(d.version)} (this layerbox reads ${VERSION})`);
+  const list = (v: unknown, what: string): unknown[] => {
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) throw new LayerboxError(`bad layerbox bundle: ${what} is not a list`);
+    return v;
+  };
+  const bad = (what: string) => new LayerboxError(`bad layerbox bundle: ${what}`);
+  const images = list(d.images, 'images').map((x, n) => {
+    const i = x as { digest?: unknown; tags?: unknown } | null;
+    if (typeof i !== 'object' || i === null || !isDigest(i.digest)) throw bad(`image ${n + 1} has no valid digest`);
+    const tags = list(i.tags, `the tags of image ${n + 1}`).map((t) => {
+      if (typeof t !== 'string') throw bad(`image ${n + 1} has a tag that is not a string: ${JSON.stringify(t)}`);
+      try {
+        return parseTag(t);
+      } catch (e) {
+        throw bad(`image ${n + 1}: ${(e as Error).message}`);
+      }
+    });
+    return { digest: i.digest, tags };
+  });
+  const boxes = list(d.boxes, 'boxes').map((x, n) => {
+    const b = x as { name?: unknown; record?: unknown } | null;
+    if (typeof b !== 'object' || b === null || typeof b.name !== 'string') throw bad(`box ${n + 1} has no name`);
+    try {
+      checkBoxName(b.name);
+      return { name: b.name, record: checkBoxRecord(b.record, `box ${b.name}`) };
+    } catch (e) {
+      throw bad((e as Error).message);
+    }
+  });
+  const names = new Set(boxes.map((b) => b.name));
+  if (names.size !== boxes.length) throw bad('it names a box twice');
+  return { images, boxes };
 }

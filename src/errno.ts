@@ -52,10 +52,60 @@ export function fsError(name: ErrnoName, message: string): FsError {
   return new FsError(Errno[name], message);
 }
 
+/** What the common errnos mean, in the words of strerror: messages name the failure, not the code. */
+const DESCRIPTIONS: Partial<Record<ErrnoName, string>> = {
+  NOSPC: 'no space left on device', DQUOT: 'disk quota exceeded', IO: 'input/output error', ROFS: 'read-only file system',
+  ACCES: 'permission denied', PERM: 'operation not permitted', MFILE: 'too many open files', NFILE: 'too many open files in the system',
+  NOMEM: 'out of memory', FBIG: 'file too large', NOENT: 'no such file or directory', NOTDIR: 'not a directory', ISDIR: 'is a directory',
+  EXIST: 'file exists', LOOP: 'too many levels of symbolic links', NAMETOOLONG: 'file name too long', AGAIN: 'resource temporarily unavailable',
+  BUSY: 'device or resource busy', NXIO: 'no such device or address', NODEV: 'no such device', STALE: 'stale file handle', MLINK: 'too many links',
+  INVAL: 'invalid argument', NOTEMPTY: 'directory not empty', TXTBSY: 'text file busy', XDEV: 'cross-device link',
+};
+
+/** A person's words for an errno: `no space left on device` (or the code, for a rare one). */
+export function describeErrno(errno: number): string {
+  const n = names.get(errno);
+  return (n && DESCRIPTIONS[n]) ?? errnoName(errno);
+}
+
+/**
+ * The errno a host error carries: hosts name them as POSIX does (`code:
+ * 'ENOSPC'` in Node), the same names as the WASI table. Undefined for an
+ * error that is not a host I/O failure.
+ */
+export function hostErrno(e: unknown): number | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^E[A-Z0-9]+$/.test(code) || code === 'ESUCCESS') return undefined;
+  return Object.hasOwn(Errno, code.slice(1)) ? Errno[code.slice(1) as ErrnoName] : undefined;
+}
+
 /** An error about stored data or user input outside the guest's filesystem (bad image, corrupt blob, unknown ref). */
 export class LayerboxError extends Error {
-  constructor(message: string) {
-    super(message);
+  /**
+   * The errno of the host failure behind it (ENOSPC, EIO...), if any: callers
+   * test this, never the message (like containerd's errdefs). The host's own
+   * error is kept as `cause`.
+   */
+  readonly errno?: number;
+  constructor(message: string, opts: { errno?: number; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'LayerboxError';
+    if (opts.errno !== undefined) this.errno = opts.errno;
   }
+}
+
+/**
+ * A host I/O failure as a LayerboxError carrying its errno, with `what` (the
+ * object: `writing a pack of /s`) in the message; any other error as it is.
+ */
+export function hostFailure(e: unknown, what: string): unknown {
+  if (e instanceof LayerboxError || e instanceof FsError) return e;
+  const errno = hostErrno(e);
+  return errno === undefined ? e : new LayerboxError(`${describeErrno(errno)} ${what}`, { errno, cause: e });
+}
+
+/** The errno an error carries: a LayerboxError's or FsError's own, or a host error's code; undefined for none. */
+export function errnoOf(e: unknown): number | undefined {
+  if (e instanceof LayerboxError || e instanceof FsError) return e.errno;
+  return hostErrno(e);
 }

@@ -28,7 +28,7 @@
 import { delMany, get, getMany, keys, set, setMany, type UseStore } from 'idb-keyval';
 import { type Digest, digestOf, isDigest, toHex } from '../../src/digest.js';
 import { LayerboxError } from '../../src/errno.js';
-import { type Backend, type BackendStats, type BlobProblem, type RefsDoc, Mutex, emptyRefs } from '../../src/store/backend.js';
+import { type Backend, type BackendStats, type BlobProblem, type RefsDoc, Mutex, checkRefs, emptyRefs } from '../../src/store/backend.js';
 
 const DB_PREFIX = 'layerbox:';
 const STORE_MAGIC = 'layerbox-idb';
@@ -379,8 +379,7 @@ export class IdbBackend implements Backend {
     const d = doc as Partial<RefsRecord> | null;
     if (typeof d !== 'object' || d === null || d.magic !== REFS_MAGIC) throw new LayerboxError(`${where} is not a layerbox refs document (bad magic)`);
     if (d.version !== FORMAT_VERSION) throw new LayerboxError(`${where} has unknown version ${JSON.stringify(d.version)} (this layerbox reads version ${FORMAT_VERSION})`);
-    if (typeof d.tags !== 'object' || !d.tags || typeof d.boxes !== 'object' || !d.boxes) throw new LayerboxError(`${where} lacks its tags or boxes`);
-    return { tags: d.tags, boxes: d.boxes }; // a structured clone: the caller's own copy
+    return checkRefs(d, where); // a checked copy: the caller's own
   }
 
   /** Replaces the refs record (one transaction). */

@@ -1,8 +1,8 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundle, exportOciArchive, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, readTar, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundle, exportOciArchive, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, readTar, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -58,6 +58,7 @@ const out = (s: string): void => void process.stdout.write(s + "\n");
 const json = (v: unknown) => out(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2));
 
 function table(rows: string[][]): void {
+  if (!rows.length) return;
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd());
 }
@@ -358,7 +359,11 @@ async function main(argv: string[]): Promise<void> {
           if (boxes.length) throw new UsageError(`--format ${format} exports images only; commit a box first`);
           bytes = await exportOciArchive(store, p, format);
         }
-        await writeFile(v.output as string, bytes);
+        // A write that fails (a full disk) leaves no partial file that looks like an export.
+        await writeFile(v.output as string, bytes).catch(async (e: unknown) => {
+          await rm(v.output as string, { force: true }).catch(() => {});
+          throw e;
+        });
         return;
       }
       case 'import': {
@@ -435,15 +440,78 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((e: unknown) => {
-  if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`layerbox: ${(e as Error).message}\n${USAGE.split('\n')[0]}\n`);
+/** Flags that take a value, so `doing` can tell a command's operands from flag values. */
+const VALUE_FLAGS = new Set(['--tag', '-t', '--message', '-m', '--image', '-i', '--box', '--dir', '--env', '-e', '--timeout', '--memory', '--output', '-o', '--format', '--max-upper-bytes', '--max-files', '--port', '-p']);
+
+/** What a command line does, in words for a host failure: `committing b1`, `importing ./tree`. */
+function doing(argv: string[]): string {
+  const a = [...argv];
+  while (a[0]?.startsWith('--store')) a.splice(0, a[0].includes('=') ? 1 : 2);
+  const [cmd, ...rest] = a;
+  const ops: string[] = [];
+  let box: string | undefined, output: string | undefined;
+  for (let i = 0; i < rest.length; i++) {
+    const x = rest[i]!;
+    if (x === '--') break;
+    if (VALUE_FLAGS.has(x)) {
+      if (x === '--box') box = rest[i + 1];
+      if (x === '--output' || x === '-o') output = rest[i + 1];
+      i++;
+    } else if (!x.startsWith('-')) ops.push(x);
+  }
+  const [sub, arg, arg2] = ops;
+  const boxOf = (x: string | undefined) => x?.slice(0, x.indexOf(':')) ?? '';
+  switch (cmd) {
+    case 'image':
+      return { import: `importing ${arg}`, squash: `squashing ${arg}`, tag: `tagging ${arg}`, rm: `removing image ${arg}` }[sub ?? ''] ?? 'reading the store';
+    case 'box':
+      return { create: `creating box ${arg}`, rm: `removing box ${arg}`, reset: `resetting box ${arg}`, fork: `forking box ${arg} as ${arg2}` }[sub ?? ''] ?? 'reading the store';
+    case 'cp':
+      return arg && boxPath(arg) ? `copying into box ${boxOf(arg)}` : `copying out of box ${boxOf(sub)}`;
+    case 'ls': case 'cat': case 'diff':
+      return `reading box ${boxOf(sub) || sub}`;
+    case 'commit': return `committing ${sub}`;
+    case 'run': return `running ${sub}${box ? ` in box ${box}` : ''}`;
+    case 'export': return `exporting to ${output}`;
+    case 'import': return `importing ${sub}`;
+    case 'push': return `pushing ${sub}`;
+    case 'pull': return `pulling ${sub}`;
+    case 'gc': return 'collecting garbage';
+    case 'fsck': return 'checking the store';
+    default: return `running ${cmd ?? 'layerbox'}`;
+  }
+}
+
+/** One line, whatever the error carries: control characters (newlines, terminal escapes from stored names) are shown, not sent. */
+const oneLine = (s: string): string => s.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? ' ' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+
+/**
+ * The one place errors meet the user: a usage error exits 2; a host failure
+ * (a LayerboxError carrying an errno, or the host's own error) is `<what
+ * failed> while <what the command was doing>`, exit 1; any other known error
+ * is its message, exit 1; anything else is an internal error, exit 70. One
+ * line each; LAYERBOX_DEBUG=1 adds the stack and causes.
+ */
+function report(e: unknown, argv: string[]): void {
+  const err = (line: string) => process.stderr.write(`layerbox: ${oneLine(line)}\n`);
+  if (e instanceof UsageError || (e as { code?: string })?.code?.startsWith?.('ERR_PARSE_ARGS')) {
+    process.stderr.write(`layerbox: ${oneLine((e as Error).message)}\n${USAGE.split('\n')[0]}\n`);
     process.exitCode = 2;
+    return;
+  }
+  const errno = e instanceof FsError ? undefined : errnoOf(e);
+  if (errno !== undefined) {
+    err(`${describeErrno(errno)} while ${doing(argv)}`);
+    process.exitCode = 1;
   } else if (e instanceof LayerboxError || e instanceof FsError) {
-    process.stderr.write(`layerbox: ${e.message}\n`);
+    err(e.message);
     process.exitCode = 1;
   } else {
-    process.stderr.write(`layerbox: internal error: ${(e as Error)?.stack ?? e}\n`);
+    err(`internal error: ${e instanceof Error ? e.message : String(e)}`);
     process.exitCode = 70;
   }
-});
+  if (process.env.LAYERBOX_DEBUG === '1') for (let c: unknown = e, depth = 0; c !== undefined && depth < 8; c = (c as { cause?: unknown })?.cause, depth++) process.stderr.write(`${depth ? 'caused by: ' : ''}${(c as Error)?.stack ?? String(c)}\n`);
+}
+
+const argv = process.argv.slice(2);
+main([...argv]).catch((e: unknown) => report(e, argv));

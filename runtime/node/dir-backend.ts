@@ -2,8 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Digest, digestBytes, digestFromBytes } from '../../src/digest.js';
-import { LayerboxError } from '../../src/errno.js';
-import { type Backend, type BackendStats, type BlobProblem, type RefsDoc, Mutex, emptyRefs } from '../../src/store/backend.js';
+import { LayerboxError, hostFailure } from '../../src/errno.js';
+import { type Backend, type BackendStats, type BlobProblem, type RefsDoc, Mutex, checkRefs, emptyRefs } from '../../src/store/backend.js';
 
 const STORE_FILE = 'layerbox-store.json';
 const STORE_MAGIC = 'layerbox-store';
@@ -36,6 +36,35 @@ const SMALL_PACK = 8 * 1024 * 1024;
 const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
 const errCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Size caps of the store's small files, checked before they are read. */
+const MAX_REFS_BYTES = 64 << 20, MAX_MARKER_BYTES = 4096, MAX_LOCK_BYTES = 64;
+
+/**
+ * Opens a store file for reading without blocking (a FIFO planted under a
+ * store file's name would otherwise hang the open) and refuses anything but
+ * a regular file: a directory, a FIFO or a device named like a pack or
+ * refs.json is damage, reported as such.
+ */
+function openStoreFile(file: string, what: string): number {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new LayerboxError(`${what} is not a regular file`);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  return fd;
+}
+
+/** A whole small store file as text, refused if it is not a regular file or larger than `max` bytes. */
+function readStoreFile(file: string, what: string, max: number): string {
+  const fd = openStoreFile(file, what);
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size > max) throw new LayerboxError(`${what} is too large (${size} bytes; at most ${max})`);
+    return Buffer.from(readExact(fd, 0, size)).toString('utf8');
+  } finally { fs.closeSync(fd); }
+}
 
 /** True unless signalling `pid` says it does not exist (EPERM means alive but not ours). */
 function pidAlive(pid: number): boolean {
@@ -46,6 +75,11 @@ function pidAlive(pid: number): boolean {
 function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try { fd = fs.openSync(dir, 'r'); fs.fsyncSync(fd); } catch (e) { if (process.platform !== 'win32') throw e; } finally { if (fd !== undefined) fs.closeSync(fd); }
+}
+
+/** Writes a small temp file; on failure (a full disk) removes what was created, so nothing is left in tmp/. */
+function writeTemp(file: string, text: string): void {
+  try { fs.writeFileSync(file, text, { flag: 'wx' }); } catch (e) { fs.rmSync(file, { force: true }); throw e; }
 }
 
 /** Positional read of exactly `length` bytes: readSync may return fewer. */
@@ -295,7 +329,7 @@ export class DirBackend implements Backend {
 
   private fd(pack: string): number {
     let fd = this.fds.get(pack);
-    if (fd === undefined) this.fds.set(pack, (fd = fs.openSync(this.p('packs', pack), 'r')));
+    if (fd === undefined) this.fds.set(pack, (fd = openStoreFile(this.p('packs', pack), `pack packs/${pack} is broken: it`)));
     return fd;
   }
 
@@ -306,7 +340,7 @@ export class DirBackend implements Backend {
   lock<T>(fn: () => Promise<T>): Promise<T> {
     // The mutex queues callers in this process; the lock file excludes other processes.
     return this.mutex.run(async () => {
-      const token = await this.acquireLockFile();
+      const token = await this.acquireLockFile().catch((e: unknown) => { throw hostFailure(e, `locking the store ${this.location}`); });
       try {
         this.cleanTmp();
         this.rescan(); // another process may have changed packs while we waited
@@ -323,10 +357,10 @@ export class DirBackend implements Backend {
       // The lock appears with its pid already in it (a hard link of a written temp file), so a
       // holder killed at any instant never leaves an empty lock that nobody could judge stale.
       const mine = this.tmpName();
-      fs.writeFileSync(mine, token);
+      writeTemp(mine, token);
       try { fs.linkSync(mine, file); return token; } catch (e) { if (errCode(e) !== 'EEXIST') throw e; } finally { fs.rmSync(mine, { force: true }); }
       let held: string;
-      try { held = fs.readFileSync(file, 'utf8'); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
+      try { held = readStoreFile(file, `lock file ${file}`, MAX_LOCK_BYTES); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
       const pid = Number.parseInt(held, 10);
       // A lock without a pid is not one of ours (ours are written whole); once it is a few seconds old, take it over.
       const unreadable = !(Number.isInteger(pid) && pid > 0) && Date.now() - (fs.statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) > 2000;
@@ -336,7 +370,7 @@ export class DirBackend implements Backend {
         const aside = this.tmpName();
         try { fs.renameSync(file, aside); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
         // If a live holder replaced the stale file between our read and rename, put its lock back.
-        if (fs.readFileSync(aside, 'utf8') !== held) try { fs.linkSync(aside, file); } catch { /* someone holds it again */ }
+        if (readStoreFile(aside, `lock file ${file}`, MAX_LOCK_BYTES) !== held) try { fs.linkSync(aside, file); } catch { /* someone holds it again */ }
         fs.rmSync(aside, { force: true });
         continue;
       }
@@ -351,38 +385,42 @@ export class DirBackend implements Backend {
    * whose process died is taken over.
    */
   async leaseBox(name: string): Promise<() => void> {
+    try { return await this.takeLease(name); } catch (e) { throw hostFailure(e, `marking box ${name} in use`); }
+  }
+
+  private async takeLease(name: string): Promise<() => void> {
     const dir = this.p('leases');
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, encodeURIComponent(name)), token = `${process.pid}\n`;
     for (;;) {
       const mine = this.tmpName();
-      fs.writeFileSync(mine, token);
+      writeTemp(mine, token);
       try {
         fs.linkSync(mine, file);
-        return () => { try { if (fs.readFileSync(file, 'utf8') === token) fs.unlinkSync(file); } catch { /* gone */ } };
+        return () => { try { if (readStoreFile(file, `lease file ${file}`, MAX_LOCK_BYTES) === token) fs.unlinkSync(file); } catch { /* gone */ } };
       } catch (e) { if (errCode(e) !== 'EEXIST') throw e; } finally { fs.rmSync(mine, { force: true }); }
       let held: string;
-      try { held = fs.readFileSync(file, 'utf8'); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
+      try { held = readStoreFile(file, `lease file ${file}`, MAX_LOCK_BYTES); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
       const pid = Number.parseInt(held, 10);
       if (held === token) throw new LayerboxError(`box ${name} is already in use by this process`);
       if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) throw new LayerboxError(`box ${name} is in use by process ${pid}`);
       const aside = this.tmpName();
       try { fs.renameSync(file, aside); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
-      if (fs.readFileSync(aside, 'utf8') !== held) try { fs.linkSync(aside, file); } catch { /* taken again */ }
+      if (readStoreFile(aside, `lease file ${file}`, MAX_LOCK_BYTES) !== held) try { fs.linkSync(aside, file); } catch { /* taken again */ }
       fs.rmSync(aside, { force: true });
     }
   }
 
   private releaseLockFile(token: string): void {
     const file = this.p('lock');
-    try { if (fs.readFileSync(file, 'utf8') === token) fs.unlinkSync(file); } catch (e) { if (errCode(e) !== 'ENOENT') throw e; }
+    try { if (readStoreFile(file, `lock file ${file}`, MAX_LOCK_BYTES) === token) fs.unlinkSync(file); } catch (e) { if (errCode(e) !== 'ENOENT') throw e; }
   }
 
   /** Removes temp files left by processes that died mid-write (names start with the writer's pid). */
   private cleanTmp(): void {
     for (const n of fs.readdirSync(this.p('tmp'))) {
       const pid = Number.parseInt(n, 10);
-      if (!(Number.isInteger(pid) && (pid === process.pid || pidAlive(pid)))) fs.rmSync(this.p('tmp', n), { force: true });
+      if (!(Number.isInteger(pid) && (pid === process.pid || pidAlive(pid)))) fs.rmSync(this.p('tmp', n), { force: true, recursive: true });
     }
   }
 
@@ -393,9 +431,15 @@ export class DirBackend implements Backend {
   /** temp file + fsync + rename + directory fsync: a reader sees the old file or the new one, never a torn one. */
   private writeAtomic(dest: string, data: Uint8Array): void {
     const tmp = this.tmpName();
-    const fd = fs.openSync(tmp, 'wx');
-    try { fs.writeFileSync(fd, data); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-    fs.renameSync(tmp, dest);
+    try {
+      const fd = fs.openSync(tmp, 'wx');
+      try { fs.writeFileSync(fd, data); fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+      fs.renameSync(tmp, dest);
+    } catch (e) {
+      // A full disk must not also leave a torn temp file behind.
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
     fsyncDir(path.dirname(dest));
   }
 
@@ -459,7 +503,7 @@ export class DirBackend implements Backend {
       // Missing, or its pack was rewritten by another process's gc: look at packs/ again before failing.
       this.rescan();
       loc = this.locate(digest);
-      if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}`);
+      if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}${this.broken.size ? ` (${this.broken.size} damaged pack${this.broken.size === 1 ? '' : 's'}: run fsck)` : ''}`);
       data = this.readRaw(loc);
     }
     this.check(loc!, digest, data);
@@ -516,8 +560,10 @@ export class DirBackend implements Backend {
     const fresh = new Map<Digest, Uint8Array>();
     for (const { digest, data } of blobs) if (!fresh.has(digest) && !this.hasBlob(digest)) fresh.set(digest, data);
     if (fresh.size) {
-      await this.writePack([...fresh].map(([digest, data]) => ({ digest, data })));
-      this.publishPackList();
+      try {
+        await this.writePack([...fresh].map(([digest, data]) => ({ digest, data })));
+        this.publishPackList();
+      } catch (e) { throw hostFailure(e, `writing a pack to the store ${this.location}`); }
     }
   }
 
@@ -533,18 +579,17 @@ export class DirBackend implements Backend {
 
   async readRefs(): Promise<RefsDoc> {
     let text: string;
-    try { text = fs.readFileSync(this.p('refs.json'), 'utf8'); } catch (e) { if (errCode(e) === 'ENOENT') return emptyRefs(); throw e; }
+    try { text = readStoreFile(this.p('refs.json'), this.p('refs.json'), MAX_REFS_BYTES); } catch (e) { if (errCode(e) === 'ENOENT') return emptyRefs(); throw hostFailure(e, `reading ${this.p('refs.json')}`); }
     let doc: { magic?: unknown; version?: unknown; tags?: unknown; boxes?: unknown };
     try { doc = JSON.parse(text); } catch { throw new LayerboxError(`${this.p('refs.json')} is not valid JSON`); }
-    if (doc?.magic !== REFS_MAGIC) throw new LayerboxError(`${this.p('refs.json')} is not a layerbox refs file (bad magic)`);
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || doc.magic !== REFS_MAGIC) throw new LayerboxError(`${this.p('refs.json')} is not a layerbox refs file (bad magic)`);
     if (doc.version !== 1) throw new LayerboxError(`${this.p('refs.json')} has unknown version ${JSON.stringify(doc.version)} (this layerbox reads version 1)`);
-    if (typeof doc.tags !== 'object' || !doc.tags || typeof doc.boxes !== 'object' || !doc.boxes) throw new LayerboxError(`${this.p('refs.json')} lacks its tags or boxes`);
-    return { tags: doc.tags as RefsDoc['tags'], boxes: doc.boxes as RefsDoc['boxes'] };
+    return checkRefs(doc, this.p('refs.json'));
   }
 
   async writeRefs(refs: RefsDoc): Promise<void> {
     const doc = { magic: REFS_MAGIC, version: 1, tags: refs.tags, boxes: refs.boxes };
-    this.writeAtomic(this.p('refs.json'), Buffer.from(JSON.stringify(doc, null, 1) + '\n'));
+    try { this.writeAtomic(this.p('refs.json'), Buffer.from(JSON.stringify(doc, null, 1) + '\n')); } catch (e) { throw hostFailure(e, `writing ${this.p('refs.json')}`); }
   }
 
   async listBlobs(): Promise<Array<{ digest: Digest; size: number }>> {
@@ -557,6 +602,10 @@ export class DirBackend implements Backend {
    * O(packs), not O(flushes).
    */
   async deleteBlobs(keep: (digest: Digest) => boolean): Promise<{ blobs: number; bytes: number }> {
+    try { return await this.collect(keep); } catch (e) { throw hostFailure(e, `rewriting the packs of the store ${this.location}`); }
+  }
+
+  private async collect(keep: (digest: Digest) => boolean): Promise<{ blobs: number; bytes: number }> {
     this.rescan();
     const dead = new Set<Digest>();
     let bytes = 0;
@@ -589,7 +638,12 @@ export class DirBackend implements Backend {
     for (const name of fs.readdirSync(this.p('packs')).sort()) {
       const where = `packs/${name}`;
       if (!PACK_NAME.test(name)) { out.push({ where, problem: 'unexpected file (not a pack)' }); continue; }
-      const fd = fs.openSync(this.p('packs', name), 'r');
+      let fd: number;
+      try { fd = openStoreFile(this.p('packs', name), 'the pack'); } catch (e) {
+        if (!(e instanceof LayerboxError)) throw e;
+        out.push({ where, problem: e.message });
+        continue;
+      }
       try {
         const { index, indexHash } = readPackIndex(this.p('packs', name), fd, true);
         if (`${indexHash}.pack` !== name) out.push({ where, problem: `pack name does not match the sha256 of its index (${indexHash})` });
@@ -608,8 +662,13 @@ export class DirBackend implements Backend {
   async stats(): Promise<BackendStats> {
     let bytes = 0, blobs = 0;
     for (const b of this.allBlobs()) { bytes += b.length; blobs++; }
-    const count = (dir: string): number => fs.readdirSync(dir, { withFileTypes: true }).reduce((n, d) => n + (d.isDirectory() ? count(path.join(dir, d.name)) : 1), 0);
-    return { blobs, bytes, files: count(this.location) };
+    // Iterative: a store's directories may be nested as deep as anyone made them.
+    let files = 0;
+    for (const todo = [this.location]; todo.length;) {
+      const dir = todo.pop()!;
+      for (const d of fs.readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) todo.push(path.join(dir, d.name)); else files++;
+    }
+    return { blobs, bytes, files };
   }
 
   async close(): Promise<void> {
@@ -633,8 +692,9 @@ export async function openDirBackend(dir: string, opts: { create?: boolean } = {
   }
   if (entries?.includes(STORE_FILE)) {
     let doc: { magic?: unknown; version?: unknown };
-    try { doc = JSON.parse(fs.readFileSync(marker, 'utf8')); } catch { throw new LayerboxError(`${marker} is not valid JSON: not a layerbox store`); }
-    if (doc?.magic !== STORE_MAGIC) throw new LayerboxError(`${root} is not a layerbox store (bad magic in ${STORE_FILE})`);
+    const text = readStoreFile(marker, marker, MAX_MARKER_BYTES);
+    try { doc = JSON.parse(text); } catch { throw new LayerboxError(`${marker} is not valid JSON: not a layerbox store`); }
+    if (typeof doc !== 'object' || doc === null || doc.magic !== STORE_MAGIC) throw new LayerboxError(`${root} is not a layerbox store (bad magic in ${STORE_FILE})`);
     if (doc.version !== 1) throw new LayerboxError(`store ${root} has unknown format version ${JSON.stringify(doc.version)} (this layerbox reads version 1)`);
   } else {
     if (opts.create === false) throw new LayerboxError(`no layerbox store at ${root}`);
@@ -648,7 +708,11 @@ export async function openDirBackend(dir: string, opts: { create?: boolean } = {
     fs.renameSync(tmp, marker);
     fsyncDir(root);
   }
-  fs.mkdirSync(path.join(root, 'packs'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
+  for (const sub of ['packs', 'tmp']) {
+    try { fs.mkdirSync(path.join(root, sub), { recursive: true }); } catch (e) {
+      if (errCode(e) === 'EEXIST' || errCode(e) === 'ENOTDIR') throw new LayerboxError(`store ${root} is damaged: ${sub} is not a directory`);
+      throw e;
+    }
+  }
   return new DirBackend(root);
 }

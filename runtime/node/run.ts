@@ -30,7 +30,8 @@ export type WorkerMessage =
   /** fd_sync in the guest: persist this snapshot, then set `done[0]` (1 ok, 2 failed) and notify. */
   | { kind: 'persist'; box: string; expect: BoxRecord; upper: Digest | null; blobs: Array<{ digest: Digest; data: Uint8Array }>; done: Int32Array }
   | { kind: 'exit'; exitCode: number; trap?: string }
-  | { kind: 'error'; message: string; name: string };
+  /** `errno`: the host failure behind it (ENOSPC while flushing the box...), so the parent's message can name it. */
+  | { kind: 'error'; message: string; name: string; errno?: number };
 
 export interface WorkerRunOptions {
   timeoutMs?: number;
@@ -119,7 +120,8 @@ export function runInWorker(req: WorkerRequest, o: WorkerRunOptions = {}): Promi
         done = true;
         clearTimeout(timer);
         void w.terminate();
-        reject(new LayerboxError((m as { message: string }).message));
+        const f = m as { message: string; errno?: number };
+        reject(new LayerboxError(f.message, { errno: f.errno }));
       }
     });
     w.on('error', (e) => {

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { isatty } from 'node:tty';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Errno, FsError, type Mount, capMemory, runModule } from '../../src/index.js';
+import { Errno, FsError, type Mount, capMemory, errnoOf, runModule } from '../../src/index.js';
 import { HostFs } from './host-fs.js';
 import { openStore } from './index.js';
 import type { WorkerRequest, WorkerMessage } from './run.js';
@@ -89,4 +89,4 @@ async function main(): Promise<void> {
   post({ kind: 'exit', exitCode: r.exitCode, trap: r.trap });
 }
 
-main().catch((e: unknown) => post({ kind: 'error', message: (e as Error)?.message ?? String(e), name: (e as Error)?.name ?? 'Error' }));
+main().catch((e: unknown) => post({ kind: 'error', message: (e as Error)?.message ?? String(e), name: (e as Error)?.name ?? 'Error', errno: errnoOf(e) }));

@@ -132,6 +132,8 @@ class Reader {
     /** Manifest digest -> tags (several index entries may name one manifest). */
     const found = new Map<Digest, { desc: Descriptor; tags: string[] }>();
     const visit = async (entries: any[], what: string, depth: number, name?: string): Promise<void> => {
+      // An index naming nothing imports nothing: say so rather than succeed silently.
+      if (!entries.length) throw new LayerboxError(`${what} lists no manifests`);
       let list = entries.map((e, i) => checkDescriptor(e, `${what}, manifest ${i + 1}`));
       if (depth > 0 && list.length > 1) {
         // A multi-platform index: take the WASI image.
@@ -257,7 +259,7 @@ export async function importOci(store: Store, read: ArchiveReader, opts: OciImpo
       try {
         parent = await store.importLayerOnto(parent, (b) => addTarBytes(b, l.tar), { created: h.created, createdBy: h.createdBy, comment: h.comment, config: p.config });
       } catch (e) {
-        if (e instanceof LayerboxError) throw new LayerboxError(`${p.what}, layer ${i + 1} (${l.digest}): ${e.message}`);
+        if (e instanceof LayerboxError) throw new LayerboxError(`${p.what}, layer ${i + 1} (${l.digest}): ${e.message}`, { errno: e.errno, cause: e });
         throw e;
       }
     }

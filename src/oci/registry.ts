@@ -194,7 +194,7 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions): P
   try {
     done = await importOci(store, read, { tag, gunzip: opts.gunzip });
   } catch (e) {
-    if (e instanceof LayerboxError) throw new LayerboxError(`${what}: ${e.message.replace(/ is missing from the archive$/, ' is missing from the registry')}`);
+    if (e instanceof LayerboxError) throw new LayerboxError(`${what}: ${e.message.replace(/ is missing from the archive$/, ' is missing from the registry')}`, { errno: e.errno, cause: e });
     throw e;
   }
   const img = done[0]!;

@@ -1,4 +1,6 @@
-import type { Digest } from '../digest.js';
+import { type Digest, isDigest } from '../digest.js';
+import { LayerboxError } from '../errno.js';
+import { checkBoxName, parseTag } from '../image.js';
 import type { BoxLimits } from '../overlay/overlay.js';
 
 /** Where a box stands: its image and the persisted snapshot of its upper layer (null: empty). */
@@ -78,6 +80,74 @@ export interface Backend {
 
 export function emptyRefs(): RefsDoc {
   return { tags: {}, boxes: {} };
+}
+
+/** Upper bounds of box limits: beyond them a limit is a mistake or an attack, not a quota. */
+export const LIMIT_BOUNDS: Readonly<Required<BoxLimits>> = { maxUpperBytes: 2 ** 50, maxFiles: 2 ** 32 };
+
+/** Validates box limits: each given one a non-negative safe integer within LIMIT_BOUNDS; undefined when none is set. */
+export function checkLimits(limits: unknown, where = 'box limit'): BoxLimits | undefined {
+  if (limits === undefined) return undefined;
+  if (!isRecord(limits)) throw new LayerboxError(`${where}s must be an object, got ${show(limits)}`);
+  const out: BoxLimits = {};
+  for (const key of Object.keys(limits)) if (!(key in LIMIT_BOUNDS)) throw new LayerboxError(`unknown ${where} ${show(key)}`);
+  for (const key of ['maxUpperBytes', 'maxFiles'] as const) {
+    const v = limits[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > LIMIT_BOUNDS[key]) throw new LayerboxError(`${where} ${key} must be an integer from 0 to ${LIMIT_BOUNDS[key]}, got ${show(v)}`);
+    out[key] = v;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A value for a message, cut short: stored input may be anything, of any size. */
+const show = (v: unknown): string => {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+};
+
+/**
+ * Checks one box record as read from storage or a bundle (each field of the
+ * right type, limits in bounds) and returns a clean copy with only its
+ * known fields.
+ */
+export function checkBoxRecord(r: unknown, where: string): BoxRecord {
+  if (!isRecord(r)) throw new LayerboxError(`${where} is not a box record (got ${show(r)})`);
+  if (!isDigest(r.image)) throw new LayerboxError(`${where} has no valid image digest (got ${show(r.image)})`);
+  if (r.upper !== null && !isDigest(r.upper)) throw new LayerboxError(`${where} has no valid upper (a digest or null; got ${show(r.upper)})`);
+  if (typeof r.created !== 'string') throw new LayerboxError(`${where} has no creation time (got ${show(r.created)})`);
+  const limits = checkLimits(r.limits, `${where}: limit`);
+  return { image: r.image, upper: r.upper, created: r.created, ...(limits ? { limits } : {}) };
+}
+
+/**
+ * Checks a refs document as read from storage: tags map to digests, boxes
+ * to valid records under valid names. Returns a clean copy with only the
+ * known fields.
+ */
+export function checkRefs(doc: { tags?: unknown; boxes?: unknown }, where: string): RefsDoc {
+  if (!isRecord(doc.tags) || !isRecord(doc.boxes)) throw new LayerboxError(`${where} lacks its tags or boxes (or they are not objects)`);
+  const refs: RefsDoc = { tags: {}, boxes: {} };
+  for (const [t, d] of Object.entries(doc.tags)) {
+    try {
+      parseTag(t);
+    } catch (e) {
+      throw new LayerboxError(`${where}: tag ${show(t)}: ${(e as Error).message}`);
+    }
+    if (!isDigest(d)) throw new LayerboxError(`${where}: tag ${show(t)} does not name an image digest (got ${show(d)})`);
+    refs.tags[t] = d;
+  }
+  for (const [name, r] of Object.entries(doc.boxes)) {
+    try {
+      checkBoxName(name);
+    } catch (e) {
+      throw new LayerboxError(`${where}: ${(e as Error).message}`);
+    }
+    refs.boxes[name] = checkBoxRecord(r, `${where}: box ${name}`);
+  }
+  return refs;
 }
 
 /** A promise-chain mutex for one process; backends add cross-process locking on top. */

@@ -1,7 +1,7 @@
 import { type Digest, digestFromBytes, toHex } from '../digest.js';
 import { LayerboxError } from '../errno.js';
 import { fromUtf8 } from '../text.js';
-import type { Backend, BackendStats, BlobProblem, RefsDoc } from './backend.js';
+import { type Backend, type BackendStats, type BlobProblem, type RefsDoc, checkRefs } from './backend.js';
 
 type Fetch = (url: string, init?: { headers?: Record<string, string> }) => Promise<LayerboxFetchResponse>;
 
@@ -62,9 +62,11 @@ export class HttpBackend implements Backend {
   private async load(): Promise<void> {
     await this.json('layerbox-store.json', 'layerbox-store');
     const refs = await this.json('refs.json', 'layerbox-refs');
-    this.refs = { tags: refs.tags ?? {}, boxes: refs.boxes ?? {} };
+    this.refs = checkRefs({ tags: refs.tags ?? {}, boxes: refs.boxes ?? {} }, `${this.location}/refs.json`);
     const list = await this.json('packs.json', 'layerbox-packs');
-    for (const name of list.packs as string[]) {
+    if (!Array.isArray(list.packs)) throw new LayerboxError(`${this.location}/packs.json: packs is not a list`);
+    for (const name of list.packs as unknown[]) {
+      if (typeof name !== 'string') throw new LayerboxError(`bad pack name in packs.json: ${JSON.stringify(name)}`);
       if (!/^[0-9a-f]{64}\.pack$/.test(name)) throw new LayerboxError(`bad pack name in packs.json: ${name}`);
       const foot = await this.get(`packs/${name}`, '-16');
       const view = new DataView(foot.buffer, foot.byteOffset, 16);

@@ -10,7 +10,7 @@ import { decodeRoot, encodeLayerTree, isLayerTree, readLayerTable } from '../lay
 import { squashTable } from '../overlay/squash.js';
 import { addTarBytes, exportTar } from '../archive.js';
 import { utf8 } from '../text.js';
-import type { Backend, BlobProblem, BoxRecord, RefsDoc } from './backend.js';
+import { type Backend, type BlobProblem, type BoxRecord, type RefsDoc, checkLimits } from './backend.js';
 import type { RunResult } from '../run.js';
 
 export interface StoreOptions {
@@ -152,7 +152,8 @@ export class Store {
   /** Layers newest first, like `docker history`. */
   async history(ref: string): Promise<HistoryRow[]> {
     const m = await this.manifest(await this.resolveImage(ref));
-    return m.history.map((h, i) => ({ ...h, size: m.layers[i]!.size + m.layers[i]!.dataSize, entries: m.layers[i]!.entries })).reverse();
+    // A manifest read from a hostile store may list more history than layers: those rows have no size.
+    return m.history.map((h, i) => ({ ...h, size: (m.layers[i]?.size ?? 0) + (m.layers[i]?.dataSize ?? 0), entries: m.layers[i]?.entries ?? 0 })).reverse();
   }
 
   /** Removes a tag; given a digest, every tag of it. An image a box stands on keeps its blobs until the box goes. */
@@ -489,15 +490,4 @@ export class Store {
   }
 }
 
-/** Validates box limits: each given one a non-negative safe integer; undefined when none is set. */
-export function checkLimits(limits: BoxLimits | undefined): BoxLimits | undefined {
-  if (!limits) return undefined;
-  const out: BoxLimits = {};
-  for (const key of ['maxUpperBytes', 'maxFiles'] as const) {
-    const v = limits[key];
-    if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new LayerboxError(`box limit ${key} must be a non-negative integer, got ${String(v)}`);
-    out[key] = v;
-  }
-  return Object.keys(out).length ? out : undefined;
-}
+export { checkLimits } from './backend.js';
