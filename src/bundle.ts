@@ -2,7 +2,7 @@ import { type Digest, isDigest } from './digest.js';
 import { LayerboxError } from './errno.js';
 import { checkBoxName, parseTag } from './image.js';
 import { chunksOf, decodeLayer } from './layer.js';
-import { type BoxRecord, checkBoxRecord } from './store/backend.js';
+import { type BoxRecord, checkBoxRecord, own } from './store/backend.js';
 import type { Store } from './store/store.js';
 import { type TarEntry, readTar, writeTar } from './tar.js';
 import { fromUtf8, utf8 } from './text.js';
@@ -100,7 +100,7 @@ export async function importBundle(store: Store, bytes: Uint8Array): Promise<Bun
   for (const i of index.images) if (!have.has(i.digest)) throw new LayerboxError(`bundle is missing image ${i.digest}`);
   await store.backend.lock(async () => {
     const refs = await store.backend.readRefs();
-    for (const b of index.boxes) if (refs.boxes[b.name]) throw new LayerboxError(`box ${b.name} already exists`);
+    for (const b of index.boxes) if (own(refs.boxes, b.name)) throw new LayerboxError(`box ${b.name} already exists`);
     await store.backend.putBlobs(blobs);
     // Every image and upper must now be complete: refuse a bundle with holes before any ref points at it.
     const needed = new Set<Digest>();

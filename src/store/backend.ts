@@ -122,6 +122,11 @@ export function checkBoxRecord(r: unknown, where: string): BoxRecord {
   return { image: r.image, upper: r.upper, created: r.created, ...(limits ? { limits } : {}) };
 }
 
+/** `map[key]` if `map` has it as its own entry: a box named `constructor` is not Object's. */
+export function own<T>(map: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(map, key) ? map[key] : undefined;
+}
+
 /**
  * Checks a refs document as read from storage: tags map to digests, boxes
  * to valid records under valid names. Returns a clean copy with only the

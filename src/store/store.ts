@@ -10,7 +10,7 @@ import { decodeRoot, encodeLayerTree, isLayerTree, readLayerTable } from '../lay
 import { squashTable } from '../overlay/squash.js';
 import { addTarBytes, exportTar } from '../archive.js';
 import { utf8 } from '../text.js';
-import { type Backend, type BlobProblem, type BoxRecord, type RefsDoc, checkLimits } from './backend.js';
+import { type Backend, type BlobProblem, type BoxRecord, type RefsDoc, checkLimits, own } from './backend.js';
 import type { RunResult } from '../run.js';
 
 export interface StoreOptions {
@@ -109,7 +109,7 @@ export class Store {
     } catch {
       throw new LayerboxError(`no such image: ${ref}`);
     }
-    const d = refs.tags[tag];
+    const d = own(refs.tags, tag);
     if (!d) throw new LayerboxError(`no such image: ${ref}`);
     return d;
   }
@@ -317,7 +317,7 @@ export class Store {
     const limits = checkLimits(opts.limits);
     await this.backend.lock(async () => {
       const refs = await this.backend.readRefs();
-      if (refs.boxes[name]) throw new LayerboxError(`box ${name} already exists`);
+      if (own(refs.boxes, name)) throw new LayerboxError(`box ${name} already exists`);
       refs.boxes[name] = { image: await this.resolveImage(opts.image, refs), upper: null, created: this.nowIso(), ...(limits ? { limits } : {}) };
       await this.backend.writeRefs(refs);
     });
@@ -326,7 +326,7 @@ export class Store {
 
   async boxRecord(name: string, refs?: RefsDoc): Promise<BoxRecord> {
     refs ??= await this.backend.readRefs();
-    const r = refs.boxes[name];
+    const r = own(refs.boxes, name);
     if (!r) throw new LayerboxError(`no such box: ${name}`);
     return r;
   }
@@ -350,7 +350,7 @@ export class Store {
 
   async removeBox(name: string): Promise<void> {
     await this.updateBoxes((refs) => {
-      if (!refs.boxes[name]) throw new LayerboxError(`no such box: ${name}`);
+      if (!own(refs.boxes, name)) throw new LayerboxError(`no such box: ${name}`);
       delete refs.boxes[name];
     });
   }
@@ -368,7 +368,7 @@ export class Store {
   /** Drops the box's upper: it sees its image again. */
   async resetBox(name: string): Promise<void> {
     await this.updateBoxes((refs) => {
-      const r = refs.boxes[name];
+      const r = own(refs.boxes, name);
       if (!r) throw new LayerboxError(`no such box: ${name}`);
       r.upper = null;
     });
@@ -378,9 +378,9 @@ export class Store {
   async forkBox(name: string, newName: string): Promise<void> {
     checkBoxName(newName);
     await this.updateBoxes((refs) => {
-      const r = refs.boxes[name];
+      const r = own(refs.boxes, name);
       if (!r) throw new LayerboxError(`no such box: ${name}`);
-      if (refs.boxes[newName]) throw new LayerboxError(`box ${newName} already exists`);
+      if (own(refs.boxes, newName)) throw new LayerboxError(`box ${newName} already exists`);
       refs.boxes[newName] = { ...r, created: this.nowIso() };
     });
   }
@@ -406,7 +406,7 @@ export class Store {
       const manifest = await this.manifest(parent);
       const img = await this.writeImage({ digest: parent, manifest }, layer, { comment: opts.message ?? '', createdBy: `layerbox commit ${box}` }, blobs);
       if (tag) refs.tags[tag] = img.digest;
-      refs.boxes[box] = { ...refs.boxes[box]!, image: img.digest, upper: null };
+      refs.boxes[box] = { ...own(refs.boxes, box)!, image: img.digest, upper: null };
       await this.backend.writeRefs(refs);
       return img;
     });
@@ -418,7 +418,7 @@ export class Store {
       const refs = await this.backend.readRefs();
       this.checkUnchanged(box, refs, expect);
       await this.backend.putBlobs(blobs);
-      const rec = { ...refs.boxes[box]!, upper };
+      const rec = { ...own(refs.boxes, box)!, upper };
       refs.boxes[box] = rec;
       await this.backend.writeRefs(refs);
       return rec;
@@ -426,7 +426,7 @@ export class Store {
   }
 
   private checkUnchanged(box: string, refs: RefsDoc, expect: BoxRecord): void {
-    const cur = refs.boxes[box];
+    const cur = own(refs.boxes, box);
     if (!cur) throw new LayerboxError(`box ${box} was removed`);
     if (cur.image !== expect.image || cur.upper !== expect.upper) throw new LayerboxError(`box ${box} was changed by someone else since it was opened; reopen it`);
   }
