@@ -35,6 +35,8 @@ export type WorkerMessage =
 
 export interface WorkerRunOptions {
   timeoutMs?: number;
+  /** Stops the guest when aborted, as a timeout does (exit status 124, `timedOut` false). */
+  signal?: AbortSignal;
   onStdout?: (b: Uint8Array) => void;
   onStderr?: (b: Uint8Array) => void;
 }
@@ -83,16 +85,20 @@ export function runInWorker(req: WorkerRequest, o: WorkerRunOptions = {}): Promi
       resolve(r);
     };
     const concat = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
-    const timer = o.timeoutMs
-      ? setTimeout(() => {
-          void w.terminate().then(() => {
-            const msg = new TextEncoder().encode(`layerbox: guest stopped: no exit after ${o.timeoutMs! / 1000} s (timeout)\n`);
-            if (o.onStderr) o.onStderr(msg);
-            else err.push(msg);
-            finish({ exitCode: TIMEOUT_EXIT, stdout: concat(out), stderr: concat(err), timedOut: true });
-          });
-        }, o.timeoutMs)
-      : undefined;
+    const stop = (why: string, timedOut: boolean) => {
+      if (done) return;
+      void w.terminate().then(() => {
+        const msg = new TextEncoder().encode(`layerbox: guest stopped: ${why}\n`);
+        if (o.onStderr) o.onStderr(msg);
+        else err.push(msg);
+        finish({ exitCode: TIMEOUT_EXIT, stdout: concat(out), stderr: concat(err), timedOut });
+      });
+    };
+    const timer = o.timeoutMs ? setTimeout(() => stop(`no exit after ${o.timeoutMs! / 1000} s (timeout)`, true), o.timeoutMs) : undefined;
+    const onAbort = () => stop('stopped by the host', false);
+    if (o.signal?.aborted) onAbort();
+    else o.signal?.addEventListener('abort', onAbort, { once: true });
+    w.on('exit', () => o.signal?.removeEventListener('abort', onAbort));
     // The guest's fd_sync: the worker is blocked until its snapshot is in the store.
     let store: Promise<Store> | null = null;
     const persist = async (m: Extract<WorkerMessage, { kind: 'persist' }>) => {

@@ -16,6 +16,7 @@ import { Errno, FsError, HostFs, openStore, runInWorker } from '../../runtime/no
 import { hostErrno } from '../../runtime/node/host-fs.js';
 
 const SPECIAL = resolve('test/attack/guests/build/mount_special.wasm');
+const HOLD = resolve('test/attack/guests/build/mount_hold.wasm');
 const SECRET = 'canary-secret-5b21\n';
 
 let tmp: string;
@@ -138,5 +139,32 @@ describe('special files in a mount', () => {
     expect(stdout).not.toContain(tmp);
     expect(readdirSync(join(tmp, 'outside'))).toEqual(['secret']);
     expect(r.exitCode).toBe(0);
+  }, 180_000);
+});
+
+describe('a guest stopped in the middle of its calls', () => {
+  it('leaves no descriptor open in the host (Node closes what a worker opened when it is terminated)', async () => {
+    const s = await openStore(join(tmp, 'store'));
+    if (!(await s.backend.readRefs()).tags['hold:latest']) {
+      await mkdir(join(tmp, 'empty-hold'));
+      await s.importDirectory(join(tmp, 'empty-hold'), { tag: 'hold' });
+    }
+    await s.backend.close();
+    const dir = join(tmp, 'hold');
+    await mkdir(join(dir, 'a/b/c'), { recursive: true });
+    for (let round = 0; round < 3; round++) {
+      const before = fdCount();
+      const stop = new AbortController();
+      let said = '';
+      // Stopped once the guest says it holds its files: it is then walking the mount in a loop.
+      const r = await runInWorker(
+        { store: join(tmp, 'store'), image: 'hold', program: HOLD, args: ['main', '/m', '2000'], env: [], dirs: [{ host: dir, guest: '/m' }], stdio: 'pipe' },
+        { signal: stop.signal, onStdout: (b) => { said += new TextDecoder().decode(b); if (said.includes('\n')) stop.abort(); } },
+      );
+      expect(said).toBe('held 2000\n');
+      expect(r.exitCode).toBe(124);
+      expect(r.timedOut).toBe(false);
+      expect(fdCount()).toBe(before);
+    }
   }, 180_000);
 });
