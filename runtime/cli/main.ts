@@ -17,9 +17,10 @@ Images
   image squash IMAGE --tag NAME[:TAG]             flatten an image into one layer
   image rm IMAGE                                  remove a tag (or every tag of a digest)
 Boxes
-  box create BOX --image IMAGE [--max-upper-bytes SIZE] [--max-files N]
+  box create BOX --image IMAGE [--max-upper-bytes SIZE] [--max-files N] [--max-file-bytes SIZE]
                                                   a new box over an image; the limits cap what its upper may hold
                                                   (changed bytes: ENOSPC; added entries: EDQUOT for the guest)
+                                                  and the size of one file (default 1T; past it: EFBIG)
   box ls [--json] | box rm BOX | box reset BOX | box fork BOX NEW
   cp SRC DEST                                     copy between host and box (BOX:/path)
   ls BOX:/path [--json]                           list a directory of a box
@@ -159,7 +160,7 @@ async function imageCmd(store: NodeStore, sub: string | undefined, argv: string[
 async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[]): Promise<void> {
   switch (sub) {
     case 'create': {
-      const { v, p } = args(argv, { image: { type: 'string', short: 'i' }, 'max-upper-bytes': { type: 'string' }, 'max-files': { type: 'string' } }, [1, 1]);
+      const { v, p } = args(argv, { image: { type: 'string', short: 'i' }, 'max-upper-bytes': { type: 'string' }, 'max-files': { type: 'string' }, 'max-file-bytes': { type: 'string' } }, [1, 1]);
       if (!v.image) throw new UsageError('box create needs --image IMAGE');
       const limit = (flag: string): number | undefined => {
         const s = v[flag] as string | undefined;
@@ -169,7 +170,8 @@ async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[])
       };
       const maxUpperBytes = v['max-upper-bytes'] === undefined ? undefined : parseSize(v['max-upper-bytes'] as string, '--max-upper-bytes');
       const maxFiles = limit('max-files');
-      const limits = { ...(maxUpperBytes !== undefined ? { maxUpperBytes } : {}), ...(maxFiles !== undefined ? { maxFiles } : {}) };
+      const maxFileBytes = v['max-file-bytes'] === undefined ? undefined : parseSize(v['max-file-bytes'] as string, '--max-file-bytes');
+      const limits = { ...(maxUpperBytes !== undefined ? { maxUpperBytes } : {}), ...(maxFiles !== undefined ? { maxFiles } : {}), ...(maxFileBytes !== undefined ? { maxFileBytes } : {}) };
       await store.createBox(p[0]!, { image: v.image as string, limits: Object.keys(limits).length ? limits : undefined });
       out(p[0]!);
       return;
