@@ -1,8 +1,8 @@
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundle, exportOciArchive, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, readTar, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, readTar, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -354,13 +354,12 @@ async function main(argv: string[]): Promise<void> {
         const format = (v.format as string | undefined) ?? 'layerbox';
         if (format !== 'layerbox' && format !== 'oci' && format !== 'docker') throw new UsageError(`unknown export format ${format} (this layerbox writes: layerbox, oci, docker)`);
         const boxes = (v.box as unknown as string[] | undefined) ?? [];
-        let bytes: Uint8Array;
-        if (format === 'layerbox') bytes = await exportBundle(store, { images: p, boxes });
+        // Streamed to the file: an image may hold files far bigger than memory.
+        if (format === 'layerbox') await exportBundleToFile(store, { images: p, boxes }, v.output as string);
         else {
           if (boxes.length) throw new UsageError(`--format ${format} exports images only; commit a box first`);
-          bytes = await exportOciArchive(store, p, format);
+          await exportOciArchiveToFile(store, p, format, v.output as string);
         }
-        await writeFile(v.output as string, bytes);
         return;
       }
       case 'import': {

@@ -1,11 +1,78 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { constants, gunzipSync, gzipSync } from 'node:zlib';
-import { type ArchiveReader, type Digest, LayerboxError, type OciFormat, type PullResult, type PushResult, type Store, detectOciArchive, exportOci, importOci, pullImage, pushImage, readTar, writeTar } from '../../src/index.js';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { constants, createGzip, gunzipSync, gzipSync } from 'node:zlib';
+import { type ArchiveReader, type Digest, LayerboxError, type OciFormat, type PullResult, type PushResult, type Store, type StoredLayer, bundlePieces, detectOciArchive, exportOci, importOci, pullImage, pushImage, readTar, tarPieces, writeTar } from '../../src/index.js';
+
+const GZIP_OPTIONS = { level: 6, memLevel: 8, windowBits: 15, strategy: constants.Z_DEFAULT_STRATEGY };
 
 /** Fixed level, no name, no timestamp (zlib writes mtime 0): the same tar always gives the same bytes. */
 export function deterministicGzip(tar: Uint8Array): Uint8Array {
-  return new Uint8Array(gzipSync(tar, { level: 6, memLevel: 8, windowBits: 15, strategy: constants.Z_DEFAULT_STRATEGY }));
+  return new Uint8Array(gzipSync(tar, GZIP_OPTIONS));
+}
+
+/** Writes all of `b` at the end of file `fd`. */
+function writeAll(fd: number, b: Uint8Array): void {
+  for (let o = 0; o < b.length; ) o += writeSync(fd, b, o, b.length - o);
+}
+
+/** A file's bytes as pieces of 1 MiB, read as they are asked for. */
+function* fileBody(path: string): Generator<Uint8Array> {
+  const fd = openSync(path, 'r');
+  try {
+    for (;;) {
+      const buf = new Uint8Array(1 << 20);
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Keeps layer blobs in files under `dir` as their tars stream in (gzipped
+ * with the same deterministic settings as `deterministicGzip`), hashing as
+ * it goes: memory stays at a few pieces, whatever the layer's size.
+ */
+function fileLayerSink(dir: string): (tar: Iterable<Uint8Array>, gzip: boolean) => Promise<StoredLayer> {
+  let n = 0;
+  return async (tar, gzip) => {
+    const path = join(dir, `layer-${n++}`);
+    const fd = openSync(path, 'w');
+    const tarHash = createHash('sha256'), blobHash = createHash('sha256');
+    let size = 0;
+    const put = (b: Uint8Array) => {
+      blobHash.update(b);
+      writeAll(fd, b);
+      size += b.length;
+    };
+    try {
+      if (gzip) {
+        const z = createGzip(GZIP_OPTIONS);
+        z.on('data', (b: Buffer) => put(b));
+        const done = once(z, 'end');
+        for (const piece of tar) {
+          tarHash.update(piece);
+          if (!z.write(piece)) await once(z, 'drain');
+        }
+        z.end();
+        await done;
+      } else
+        for (const piece of tar) {
+          tarHash.update(piece);
+          put(piece);
+        }
+    } finally {
+      closeSync(fd);
+    }
+    const diffId = `sha256:${tarHash.digest('hex')}` as Digest;
+    return { diffId, digest: gzip ? (`sha256:${blobHash.digest('hex')}` as Digest) : diffId, size, body: () => fileBody(path) };
+  };
 }
 
 function gunzip(data: Uint8Array): Uint8Array {
@@ -15,6 +82,29 @@ function gunzip(data: Uint8Array): Uint8Array {
 /** Images as an OCI image layout in a tar (`oci`) or a `docker save` archive (`docker`). */
 export async function exportOciArchive(store: Store, images: string[], format: OciFormat): Promise<Uint8Array> {
   return writeTar(await exportOci(store, images, { format, gzip: deterministicGzip }));
+}
+
+/**
+ * The same archive written to the file `out`, streamed: layers go through
+ * temporary files next to it, so files of any size (past 4 GiB too) export
+ * in bounded memory.
+ */
+export async function exportOciArchiveToFile(store: Store, images: string[], format: OciFormat, out: string): Promise<void> {
+  const tmp = await mkdtemp(join(dirname(out), '.layerbox-export-')).catch(() => mkdtemp(join(tmpdir(), 'layerbox-export-')));
+  try {
+    const entries = await exportOci(store, images, { format, gzip: deterministicGzip, layerSink: fileLayerSink(tmp) });
+    const fd = openSync(out, 'w');
+    try {
+      for (const piece of tarPieces(entries)) writeAll(fd, piece);
+    } catch (e) {
+      closeSync(fd);
+      await rm(out, { force: true });
+      throw e;
+    }
+    closeSync(fd);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }
 
 /** A reader over a tar's members (`./` prefixes dropped). */
@@ -74,4 +164,21 @@ export function pushToRegistry(store: Store, image: string, ref: string, opts: {
 /** Pulls an image from a registry and tags it (the reference's `repo:tag`, or `opts.tag`). */
 export function pullFromRegistry(store: Store, ref: string, opts: { tag?: string } = {}): Promise<PullResult> {
   return pullImage(store, ref, { gunzip, ...opts });
+}
+
+/** A bundle (see bundlePieces) written to the file `out` as it is made. */
+export async function exportBundleToFile(store: Store, what: { images?: string[]; boxes?: string[] }, out: string): Promise<void> {
+  const pieces = bundlePieces(store, what);
+  // The first piece is made before the file is opened: nothing is left behind when there is nothing to export.
+  const first = await pieces.next();
+  const fd = openSync(out, 'w');
+  try {
+    if (!first.done) writeAll(fd, first.value);
+    for await (const piece of pieces) writeAll(fd, piece);
+  } catch (e) {
+    closeSync(fd);
+    await rm(out, { force: true });
+    throw e;
+  }
+  closeSync(fd);
 }

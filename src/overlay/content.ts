@@ -143,6 +143,25 @@ export class FileContent {
     return end - offset;
   }
 
+  /**
+   * The whole file as pieces of at most `piece` bytes (a multiple of the
+   * chunk size), for streaming it out: never more than one piece in memory,
+   * and a stretch of holes is a view of one shared zero buffer, which the
+   * consumer must not write to.
+   */
+  *pieces(f: FileNode, piece = 1 << 20): Generator<Uint8Array> {
+    const cs = this.chunkSize;
+    const per = Math.max(1, Math.floor(piece / cs));
+    const size = f.size;
+    const zeros = new Uint8Array(per * cs);
+    for (let k = 0; k * cs < size; k += per) {
+      const from = k * cs, to = Math.min(size, (k + per) * cs);
+      let any = false;
+      for (let j = k; j < k + per && !any; j++) any = f.chunks.has(j);
+      yield any ? this.read(f, from, to - from) : zeros.subarray(0, to - from);
+    }
+  }
+
   write(f: FileNode, offset: number, data: Uint8Array): void {
     if (!data.length) return;
     const end = offset + data.length;
