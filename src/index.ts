@@ -29,7 +29,7 @@ import { MemoryBackend } from './store/memory.js';
 export function memoryStore(opts: StoreOptions = {}): Store {
   return new Store(new MemoryBackend(opts.hasher), opts);
 }
-export { readTar, writeTar, tarPieces, type TarEntry } from './tar.js';
+export { readTar, readTarAt, readTarStream, writeTar, tarPieces, type TarEntry, type TarStreamMember } from './tar.js';
 export { treeEntries, exportTar, addTarBytes } from './archive.js';
 export { runInGuestWorker, TIMEOUT_EXIT as REMOTE_TIMEOUT_EXIT, type GuestWorker, type RemoteRunOptions } from './remote/host.js';
 export { guestMain } from './remote/guest.js';

@@ -220,8 +220,41 @@ export function* tarPieces(entries: Iterable<TarEntry>, end = true): Generator<U
 /** The two zero blocks that end a tar (for writers that call `tarPieces` entry by entry). */
 export const TAR_END = new Uint8Array(BLOCK * 2);
 
+/** Where a streamed tar reader gets its bytes: in order, with a position. */
+interface TarSource {
+  pos: number;
+  /** Up to `max` bytes (null at the end). */
+  some(max: number): Promise<Uint8Array | null>;
+  /** Exactly `n` bytes, or null when the source ends first. */
+  take(n: number): Promise<Uint8Array | null>;
+  /** Passes `n` bytes; false when the source ends first. */
+  skip(n: number): Promise<boolean>;
+}
+
+/** A file of `total` bytes read at positions: content passed over is never read (an index of a big tar reads its headers only). */
+class AtSource implements TarSource {
+  pos = 0;
+  constructor(private readAt: (pos: number, len: number) => Promise<Uint8Array>, private total: number) {}
+  async some(max: number): Promise<Uint8Array | null> {
+    const n = Math.min(max, this.total - this.pos);
+    return n > 0 ? this.take(n) : null;
+  }
+  async take(n: number): Promise<Uint8Array | null> {
+    if (this.pos + n > this.total) return null;
+    const b = await this.readAt(this.pos, n);
+    if (b.length !== n) return null;
+    this.pos += n;
+    return b;
+  }
+  async skip(n: number): Promise<boolean> {
+    if (this.pos + n > this.total) return false;
+    this.pos += n;
+    return true;
+  }
+}
+
 /** Pulls exact byte counts from an async stream of pieces of any size. */
-class ByteQueue {
+class ByteQueue implements TarSource {
   private pieces: Uint8Array[] = [];
   private len = 0;
   private ended = false;
@@ -276,7 +309,17 @@ class ByteQueue {
 export interface TarStreamMember {
   entry: TarEntry;
   size: number;
+  /** Where its content starts in the tar. */
+  offset: number;
   content?: AsyncIterable<Uint8Array>;
+}
+
+/**
+ * The members of a tar read at positions (a file of `total` bytes): headers
+ * are read, content only as a member's `content` is iterated.
+ */
+export function readTarAt(readAt: (pos: number, len: number) => Promise<Uint8Array>, total: number): AsyncGenerator<TarStreamMember> {
+  return tarMembers(new AtSource(readAt, total));
 }
 
 /**
@@ -284,8 +327,11 @@ export interface TarStreamMember {
  * file content passed on as it arrives: memory stays at a few pieces however
  * big a member is. Same formats and checks as `readTar`.
  */
-export async function* readTarStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<TarStreamMember> {
-  const q = new ByteQueue(src[Symbol.asyncIterator]());
+export function readTarStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<TarStreamMember> {
+  return tarMembers(new ByteQueue(src[Symbol.asyncIterator]()));
+}
+
+async function* tarMembers(q: TarSource): AsyncGenerator<TarStreamMember> {
   let pax: Record<string, string> = {};
   let longName: string | null = null;
   let longLink: string | null = null;
@@ -337,7 +383,7 @@ export async function* readTarStream(src: AsyncIterable<Uint8Array>): AsyncGener
           yield p;
         }
       })();
-      yield { entry, size, ...(content ? { content } : {}) };
+      yield { entry, size, offset: at + BLOCK, ...(content ? { content } : {}) };
     }
     // Whatever the reader left of this member, and the padding.
     if (!(await q.skip(left + pad))) throw truncated();

@@ -1,8 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, readTar, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type NodeStore, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -243,6 +243,18 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   process.exitCode = r.exitCode;
 }
 
+/** The first `n` bytes of a file. */
+async function readHead(path: string, n: number): Promise<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const b = new Uint8Array(n);
+    const { bytesRead } = await fh.read(b, 0, n, 0);
+    return b.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
 const DEFAULT_PLAYGROUND_PORT = 8080;
 
 /** `layerbox playground`: serves dist/ (the directory this CLI runs from) until SIGINT or SIGTERM. */
@@ -379,17 +391,14 @@ async function main(argv: string[]): Promise<void> {
           if (!imgs) throw new LayerboxError(`${src} is not an OCI image layout (no oci-layout and index.json); to import a directory tree use: image import DIR --tag NAME`);
           return printImages(imgs);
         }
-        const bytes = new Uint8Array(await readFile(src).catch(() => {
+        // A bundle starts with its index: the first header tells, without reading a file that may be gigabytes.
+        const first = await readHead(src, 512).catch(() => {
           throw new LayerboxError(`cannot read ${src}`);
-        }));
-        const isBundle = (() => {
-          try {
-            return readTar(bytes).some((e) => e.path === 'layerbox-bundle.json');
-          } catch {
-            return false;
-          }
-        })();
+        });
+        const name = new TextDecoder().decode(first.subarray(0, 100)).replace(/\0[^]*$/, '');
+        const isBundle = first.length === 512 && name === 'layerbox-bundle.json' && new TextDecoder().decode(first.subarray(257, 262)) === 'ustar';
         if (isBundle) {
+          const bytes = new Uint8Array(await readFile(src));
           const idx = await importBundle(store, bytes);
           printImages(idx.images);
           for (const b of idx.boxes) out(`box ${b.name}`);

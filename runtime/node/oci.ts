@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { closeSync, createReadStream, openSync, readSync, writeSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { constants, createGzip, gunzipSync, gzipSync } from 'node:zlib';
-import { type ArchiveReader, type Digest, LayerboxError, type OciFormat, type PullResult, type PushResult, type Store, type StoredLayer, bundlePieces, detectOciArchive, exportOci, importOci, pullImage, pushImage, readTar, tarPieces, writeTar } from '../../src/index.js';
+import { constants, createGunzip, createGzip, gunzipSync, gzipSync } from 'node:zlib';
+import { type ArchiveReader, type ArchiveStreams, type Digest, type StreamHasher, readTarAt, LayerboxError, type OciFormat, type PullResult, type PushResult, type Store, type StoredLayer, bundlePieces, detectOciArchive, exportOci, importOci, pullImage, pushImage, readTar, tarPieces, writeTar } from '../../src/index.js';
 
 const GZIP_OPTIONS = { level: 6, memLevel: 8, windowBits: 15, strategy: constants.Z_DEFAULT_STRATEGY };
 
@@ -128,32 +128,141 @@ export function dirReader(dir: string): ArchiveReader {
   };
 }
 
+/** The host's streaming gunzip: pieces in, pieces out; a bad or truncated stream throws. */
+export async function* gunzipStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const z = createGunzip();
+  const feed = (async () => {
+    try {
+      for await (const p of src) if (!z.write(p)) await once(z, 'drain');
+      z.end();
+    } catch (e) {
+      z.destroy(e as Error);
+    }
+  })();
+  for await (const out of z) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
+  await feed;
+}
+
+/** node:crypto's sha256, fed piece by piece. */
+export function streamHasher(): StreamHasher {
+  const h = createHash('sha256');
+  return { update: (b) => void h.update(b), digest: () => `sha256:${h.digest('hex')}` as Digest };
+}
+
+/** Files of a host directory (an OCI layout) as streams; paths checked as dirReader does. */
+function dirStreams(dir: string): ArchiveStreams {
+  const file = (path: string) => (path.startsWith('/') || path.split('/').includes('..') ? null : join(dir, path));
+  return {
+    size: async (path) => {
+      const p = file(path);
+      const st = p ? await stat(p).catch(() => null) : null;
+      return st?.isFile() ? st.size : null;
+    },
+    stream: (path) => {
+      const p = file(path);
+      if (!p) throw new LayerboxError(`refusing path ${JSON.stringify(path)}`);
+      return createReadStream(p, { highWaterMark: 1 << 20 });
+    },
+  };
+}
+
+/** Largest member of an archive read whole (documents, small layers); bigger layers are streamed. */
+const MAX_WHOLE_MEMBER = 1024 * 1024 * 1024;
+
+/**
+ * A tar file as an archive: an index of its members made from their headers
+ * alone, members read at their offsets, big ones as streams. Memory stays
+ * bounded whatever the members' sizes.
+ */
+async function tarFileArchive(src: string, size: number): Promise<{ read: ArchiveReader; streams: ArchiveStreams; close: () => Promise<void> }> {
+  const fh = await open(src, 'r');
+  const readAt = async (pos: number, len: number): Promise<Uint8Array> => {
+    const b = new Uint8Array(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await fh.read(b, got, len - got, pos + got);
+      if (!bytesRead) break;
+      got += bytesRead;
+    }
+    return b.subarray(0, got);
+  };
+  const members = new Map<string, { offset: number; size: number }>();
+  try {
+    for await (const m of readTarAt(readAt, size)) {
+      const p = m.entry.path.split('/').filter((c) => c !== '' && c !== '.').join('/');
+      if (m.entry.type === 'file') members.set(p, { offset: m.offset, size: m.size });
+    }
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  const read: ArchiveReader = async (path) => {
+    const m = members.get(path);
+    if (!m) return null;
+    if (m.size > MAX_WHOLE_MEMBER) throw new LayerboxError(`${src}: ${path} is ${m.size} bytes, too big to read whole`);
+    return readAt(m.offset, m.size);
+  };
+  const streams: ArchiveStreams = {
+    size: async (path) => members.get(path)?.size ?? null,
+    stream: (path) => (async function* () {
+      const m = members.get(path);
+      if (!m) throw new LayerboxError(`${src}: ${path} is missing from the archive`);
+      for (let o = 0; o < m.size; ) {
+        const b = await readAt(m.offset + o, Math.min(1 << 20, m.size - o));
+        if (!b.length) throw new LayerboxError(`${src}: ${path} is truncated`);
+        o += b.length;
+        yield b;
+      }
+    })(),
+  };
+  return { read, streams, close: () => fh.close() };
+}
+
 /**
  * Imports an OCI image layout (a directory, or a tar of one) or a docker save
  * archive (a tar, possibly gzip-compressed). Null when `src` is neither.
+ * A plain tar is read by its members' offsets: layers of any size stream.
  */
 export async function importOciArchive(store: Store, src: string, opts: { tag?: string } = {}): Promise<Array<{ digest: Digest; tags: string[] }> | null> {
   const st = await stat(src).catch(() => null);
   if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
-  let read: ArchiveReader;
-  if (st.isDirectory()) read = dirReader(src);
-  else {
-    let bytes: Uint8Array = new Uint8Array(await readFile(src));
-    if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
-      try {
-        bytes = gunzip(bytes);
-      } catch (e) {
-        throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`);
-      }
-    }
+  const streaming = { gunzipStream, hasher: streamHasher };
+  if (st.isDirectory()) {
+    const read = dirReader(src);
+    if (!(await detectOciArchive(read))) return null;
+    return importOci(store, read, { tag: opts.tag, gunzip, streams: dirStreams(src), ...streaming });
+  }
+  const head = new Uint8Array(2);
+  const fh = await open(src, 'r');
+  await fh.read(head, 0, 2, 0).finally(() => fh.close());
+  if (!(head[0] === 0x1f && head[1] === 0x8b)) {
+    let archive;
     try {
-      read = tarReader(bytes);
+      archive = await tarFileArchive(src, st.size);
     } catch {
       return null;
     }
+    try {
+      if (!(await detectOciArchive(archive.read))) return null;
+      return await importOci(store, archive.read, { tag: opts.tag, gunzip, streams: archive.streams, ...streaming });
+    } finally {
+      await archive.close();
+    }
+  }
+  let bytes: Uint8Array = new Uint8Array(await readFile(src));
+  try {
+    bytes = gunzip(bytes);
+  } catch (e) {
+    throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`);
+  }
+  let read: ArchiveReader;
+  try {
+    read = tarReader(bytes);
+  } catch {
+    return null;
   }
   if (!(await detectOciArchive(read))) return null;
-  return importOci(store, read, { tag: opts.tag, gunzip });
+  return importOci(store, read, { tag: opts.tag, gunzip, ...streaming });
 }
 
 /** Pushes an image to a registry (`host[:port]/repo[:tag]`), layers gzipped deterministically. */
