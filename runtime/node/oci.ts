@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { isZero } from '../../src/overlay/content.js';
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -35,48 +36,66 @@ function* fileBody(path: string): Generator<Uint8Array> {
 }
 
 /**
- * Keeps layer blobs in files under `dir` as their tars stream in (gzipped
- * with the same deterministic settings as `deterministicGzip`), hashing as
- * it goes: memory stays at a few pieces, whatever the layer's size.
+ * Keeps gzip layer blobs in files under `dir` as their tars stream in
+ * (gzipped with the same deterministic settings as `deterministicGzip`),
+ * hashing as it goes; an uncompressed (docker) layer is only hashed, and made
+ * again from the image when it is written out. Memory stays at a few pieces,
+ * whatever the layer's size.
  */
-function fileLayerSink(dir: string): (tar: Iterable<Uint8Array>, gzip: boolean) => Promise<StoredLayer> {
+function fileLayerSink(dir: string): (tar: () => Iterable<Uint8Array>, gzip: boolean) => Promise<StoredLayer> {
   let n = 0;
   return async (tar, gzip) => {
+    const tarHash = createHash('sha256');
+    if (!gzip) {
+      let size = 0;
+      for (const piece of tar()) {
+        tarHash.update(piece);
+        size += piece.length;
+      }
+      const diffId = `sha256:${tarHash.digest('hex')}` as Digest;
+      return { diffId, digest: diffId, size, body: tar };
+    }
     const path = join(dir, `layer-${n++}`);
     const fd = openSync(path, 'w');
-    const tarHash = createHash('sha256'), blobHash = createHash('sha256');
+    const blobHash = createHash('sha256');
     let size = 0;
-    const put = (b: Uint8Array) => {
-      blobHash.update(b);
-      writeAll(fd, b);
-      size += b.length;
-    };
     try {
-      if (gzip) {
-        const z = createGzip(GZIP_OPTIONS);
-        z.on('data', (b: Buffer) => put(b));
-        const done = once(z, 'end');
-        for (const piece of tar) {
-          tarHash.update(piece);
-          if (!z.write(piece)) await once(z, 'drain');
-        }
-        z.end();
-        await done;
-      } else
-        for (const piece of tar) {
-          tarHash.update(piece);
-          put(piece);
-        }
+      const z = createGzip(GZIP_OPTIONS);
+      z.on('data', (b: Buffer) => {
+        blobHash.update(b);
+        writeAll(fd, b);
+        size += b.length;
+      });
+      const done = once(z, 'end');
+      for (const piece of tar()) {
+        tarHash.update(piece);
+        if (!z.write(piece)) await once(z, 'drain');
+      }
+      z.end();
+      await done;
     } finally {
       closeSync(fd);
     }
-    const diffId = `sha256:${tarHash.digest('hex')}` as Digest;
-    return { diffId, digest: gzip ? (`sha256:${blobHash.digest('hex')}` as Digest) : diffId, size, body: () => fileBody(path) };
+    return { diffId: `sha256:${tarHash.digest('hex')}` as Digest, digest: `sha256:${blobHash.digest('hex')}` as Digest, size, body: () => fileBody(path) };
   };
 }
 
 function gunzip(data: Uint8Array): Uint8Array {
   return new Uint8Array(gunzipSync(data));
+}
+
+/**
+ * Writes pieces to a new file, leaving runs of zeros as holes (a sparse
+ * file inside an archive stays sparse on disk).
+ */
+function writeSparse(fd: number, pieces: Iterable<Uint8Array>): void {
+  let pos = 0, hole = false;
+  for (const piece of pieces) {
+    if (piece.length >= 4096 && isZero(piece)) hole = true;
+    else for (let o = 0; o < piece.length; ) o += writeSync(fd, piece, o, piece.length - o, pos + o);
+    pos += piece.length;
+  }
+  if (hole) ftruncateSync(fd, pos);
 }
 
 /** Images as an OCI image layout in a tar (`oci`) or a `docker save` archive (`docker`). */
@@ -95,7 +114,7 @@ export async function exportOciArchiveToFile(store: Store, images: string[], for
     const entries = await exportOci(store, images, { format, gzip: deterministicGzip, layerSink: fileLayerSink(tmp) });
     const fd = openSync(out, 'w');
     try {
-      for (const piece of tarPieces(entries)) writeAll(fd, piece);
+      writeSparse(fd, tarPieces(entries));
     } catch (e) {
       closeSync(fd);
       await rm(out, { force: true });

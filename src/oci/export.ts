@@ -23,12 +23,13 @@ export interface OciExportOptions {
   layerboxAnnotations?: boolean;
   /**
    * Where layers go when they may be too big to hold (a file of gigabytes):
-   * takes the layer tar as pieces, keeps the blob (for `oci` gzipped with the
+   * takes the layer tar as pieces (`tar()` makes them again, the same, on
+   * every call), keeps or remakes the blob (for `oci` gzipped with the
    * deterministic gzip), and gives back the tar's digest (the diff id), the
    * blob's digest and size, and its bytes again as pieces. Without it, each
    * layer is built in memory with `gzip`.
    */
-  layerSink?: (tar: Iterable<Uint8Array>, gzip: boolean) => Promise<StoredLayer>;
+  layerSink?: (tar: () => Iterable<Uint8Array>, gzip: boolean) => Promise<StoredLayer>;
 }
 
 /** A layer blob kept by a `layerSink`. */
@@ -85,7 +86,7 @@ export async function exportOci(store: Store, images: string[], opts: OciExportO
         const gz = opts.format === 'oci';
         if (opts.layerSink) {
           // Streamed: the tar is made piece by piece as the sink takes it.
-          const s = await opts.layerSink(tarPieces(entries), gz);
+          const s = await opts.layerSink(() => tarPieces(entries), gz);
           const path = gz ? `blobs/sha256/${s.digest.slice(7)}` : `${s.diffId.slice(7)}/layer.tar`;
           blobs.set(path, { size: s.size, body: s.body });
           l = { diffId: s.diffId, blob: { mediaType: gz ? MEDIA.layerGzip : MEDIA.layerTar, digest: s.digest, size: s.size }, path };

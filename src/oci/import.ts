@@ -108,22 +108,25 @@ class Reader {
   }
 
   /** A stream passed through unchanged, hashed as it goes; at its end a mismatch with `digest` throws. */
-  async *checked(src: AsyncIterable<Uint8Array>, digest: Digest, what: string): AsyncGenerator<Uint8Array> {
+  async *checked(src: AsyncIterable<Uint8Array>, digest: Digest, what: string, size?: number): AsyncGenerator<Uint8Array> {
     const h = (this.opts.hasher ?? portableHasher)();
+    let n = 0;
     for await (const p of src) {
       h.update(p);
+      n += p.length;
       yield p;
     }
     const got = h.digest();
     if (got !== digest) throw new LayerboxError(`${what}: blob ${digest} does not match its digest (its content hashes to ${got})`);
+    if (size !== undefined && n !== size) throw new LayerboxError(`${what}: blob ${digest} has ${n} bytes, its descriptor says ${size}`);
   }
 
   /** A layer blob of an OCI layout: bytes, or a checked stream when it is big. */
   async layerBlob(d: Descriptor, what: string): Promise<Uint8Array | BigMember> {
     const big = await this.big(`blobs/sha256/${d.digest.slice(7)}`);
     if (!big) return this.blob(d, what);
-    if (d.size !== undefined && big.size !== d.size) throw new LayerboxError(`${what}: blob ${d.digest} has ${big.size} bytes, its descriptor says ${d.size}`);
-    return { size: big.size, stream: () => this.checked(big.stream(), d.digest, what) };
+    // The digest is checked before the size, as for a blob read whole.
+    return { size: big.size, stream: () => this.checked(big.stream(), d.digest, what, d.size) };
   }
 
   /** A big layer as its uncompressed tar, streamed: gzip detected by its magic, the diff_id checked at its end. */

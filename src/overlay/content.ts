@@ -177,7 +177,14 @@ export class FileContent {
 
 /** True when every byte is zero (such chunks are stored as holes). */
 export function isZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i]) return false;
+  let i = 0;
+  // Four bytes at a time where aligned: gigabytes of holes pass through here on import and export.
+  if (b.byteOffset % 4 === 0 && b.length >= 64) {
+    const words = new Uint32Array(b.buffer, b.byteOffset, b.length >> 2);
+    for (let j = 0; j < words.length; j++) if (words[j]) return false;
+    i = words.length << 2;
+  }
+  for (; i < b.length; i++) if (b[i]) return false;
   return true;
 }
 
