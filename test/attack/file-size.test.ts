@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from '../fixtures.js';
+import { readTarAt, tarPieces } from '../../runtime/node/index.js';
 
 /**
  * A guest grows a file far past what fits in memory (ftruncate to 8 TiB,
@@ -98,6 +99,47 @@ beforeAll(async () => {
   await writeFile(join(tmp, 'tree', 'hello'), 'hi\n');
 });
 afterAll(() => rm(tmp, { recursive: true, force: true }));
+
+describe('tar sizes past the octal field', () => {
+  it('a 9 GiB member is written with a pax size and a base-256 field, and read back at its size; a lying size is refused', async () => {
+    const size = 9 * 2 ** 30 + 3;
+    const zeros = new Uint8Array(1 << 20);
+    const body = function* () {
+      for (let o = 0; o < size; o += zeros.length) yield zeros.subarray(0, Math.min(zeros.length, size - o));
+    };
+    // The archive as a virtual file: its headers kept, its content (zeros) never made.
+    const it = tarPieces([{ path: 'big', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size, body }, { path: 'after', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: new TextEncoder().encode('x') }]);
+    const head: Uint8Array[] = [];
+    let headLen = 0;
+    for (let r = it.next(); !r.done && headLen < 2048; r = it.next()) {
+      head.push(r.value);
+      headLen += r.value.length;
+    }
+    const header = Buffer.concat(head).subarray(0, 1536);
+    expect(header.subarray(0, 512).toString('latin1')).toContain('PaxHeader');
+    expect(header.subarray(512, 1024).toString('latin1')).toContain(` size=${size}\n`);
+    expect(header[1024 + 124]).toBe(0x80); // base-256 in the member's own header
+    const tail = [...tarPieces([{ path: 'after', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: new TextEncoder().encode('x') }])];
+    const dataEnd = 1536 + Math.ceil(size / 512) * 512;
+    const tailBytes = Buffer.concat(tail);
+    const total = dataEnd + tailBytes.length;
+    const readAt = async (pos: number, len: number): Promise<Uint8Array> => {
+      const out = new Uint8Array(len);
+      for (let i = 0; i < len; i++) {
+        const p = pos + i;
+        out[i] = p < 1536 ? header[p]! : p >= dataEnd ? tailBytes[p - dataEnd]! : 0;
+      }
+      return out;
+    };
+    const members = [];
+    for await (const m of readTarAt(readAt, total)) members.push({ path: m.entry.path, size: m.size, offset: m.offset });
+    expect(members).toEqual([{ path: 'big', size, offset: 1536 }, { path: 'after', size: 1, offset: dataEnd + 512 }]);
+    // The same headers over a file too short for the size they claim: a clear error, nothing allocated.
+    await expect((async () => {
+      for await (const _ of readTarAt(readAt, 1536 + 4096));
+    })()).rejects.toThrow(/tar is truncated/);
+  });
+});
 
 describe('file sizes are bounded and sparse files are cheap', () => {
   it('ftruncate to 8 TiB gets EFBIG; a 1 TiB sparse file costs what it holds, in the run, the upper and the committed layer', async () => {
