@@ -493,7 +493,7 @@ export class Store {
 export function checkLimits(limits: BoxLimits | undefined): BoxLimits | undefined {
   if (!limits) return undefined;
   const out: BoxLimits = {};
-  for (const key of ['maxUpperBytes', 'maxFiles'] as const) {
+  for (const key of ['maxUpperBytes', 'maxFiles', 'maxFileBytes'] as const) {
     const v = limits[key];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new LayerboxError(`box limit ${key} must be a non-negative integer, got ${String(v)}`);
