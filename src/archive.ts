@@ -2,7 +2,9 @@ import type { LayerBuilder } from './builder.js';
 import { LayerboxError } from './errno.js';
 import type { Overlay } from './overlay/overlay.js';
 import type { Leaf } from './overlay/nodes.js';
-import { type TarEntry, readTar, writeTar } from './tar.js';
+import { type TarEntry, readTar, readTarStream, writeTar } from './tar.js';
+
+type TarMember = { entry: TarEntry; content?: Uint8Array | AsyncIterable<Uint8Array> };
 
 /** The merged view as tar entries (hard links kept as links), sorted by path. */
 export function treeEntries(ov: Overlay): TarEntry[] {
@@ -37,10 +39,19 @@ export function exportTar(ov: Overlay): Uint8Array {
 
 /** Adds an uncompressed tar's members to a layer; OCI `.wh.` names become whiteouts and opaque markers. */
 export async function addTarBytes(b: LayerBuilder, bytes: Uint8Array): Promise<void> {
+  await addTarMembers(b, readTar(bytes).map((entry) => ({ entry, content: entry.data })));
+}
+
+/** The same from a tar streamed as pieces: file content goes to the layer as it arrives, so a member may be bigger than memory. */
+export async function addTarStream(b: LayerBuilder, tar: AsyncIterable<Uint8Array>): Promise<void> {
+  await addTarMembers(b, readTarStream(tar));
+}
+
+async function addTarMembers(b: LayerBuilder, members: Iterable<TarMember> | AsyncIterable<TarMember>): Promise<void> {
   /** Directories marked opaque, and the paths that had an entry of their own. */
   const opaque = new Set<string>();
   const seen = new Set<string>();
-  for (const e of readTar(bytes)) {
+  for await (const { entry: e, content } of members) {
     if (e.path.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(e.path)}`);
     const path = e.path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
     const slash = path.lastIndexOf('/');
@@ -62,7 +73,7 @@ export async function addTarBytes(b: LayerBuilder, bytes: Uint8Array): Promise<v
       b.addWhiteout(`${dir}/${base.slice(4)}`);
       continue;
     }
-    if (e.type === 'file') await b.addFile(path, e.data!, meta);
+    if (e.type === 'file') await b.addFile(path, content ?? new Uint8Array(), meta);
     else if (e.type === 'dir') b.addDir(path, meta);
     else if (e.type === 'symlink') b.addSymlink(path, e.linkname!, meta);
     else b.addHardlink(path, e.linkname!.replace(/^(\.\/)+/, ''));

@@ -3,7 +3,7 @@ import type { Digest } from './digest.js';
 import { LayerboxError } from './errno.js';
 import { exportTar } from './archive.js';
 import type { ImageManifest } from './image.js';
-import { decodeLayer, encodeLayer } from './layer.js';
+import { type LayerTable, chunksOf, decodeLayer, encodeLayer } from './layer.js';
 import { type Change, diffOverlay } from './overlay/diff.js';
 import { Overlay } from './overlay/overlay.js';
 import { collectDirtyChunks, upperToTable } from './overlay/snapshot.js';
@@ -155,7 +155,7 @@ export class Box {
   async readFile(path: string): Promise<Uint8Array> {
     const h = this.overlay.open(path);
     const node = h.node;
-    if (node.kind === 'file' && this.store.backend.preload) await this.store.backend.preload(node.chunks.filter((c): c is Digest => typeof c === 'string'));
+    if (node.kind === 'file' && this.store.backend.preload) await this.store.backend.preload([...node.chunks.values()].filter((c): c is Digest => typeof c === 'string'));
     return h.read(0, h.size);
   }
 
@@ -167,8 +167,8 @@ export class Box {
   async load(): Promise<void> {
     if (!this.store.backend.preload) return;
     const want = new Set<Digest>();
-    const add = (t: { entries: Array<{ chunks?: (Digest | null)[] }> }) => {
-      for (const e of t.entries) for (const c of e.chunks ?? []) if (c) want.add(c);
+    const add = (t: LayerTable) => {
+      for (const c of chunksOf(t)) want.add(c);
     };
     for (const l of this.manifest.layers) add(await this.store.layerTable(l.digest));
     if (this.record.upper) add(decodeLayer(await this.store.backend.getBlob(this.record.upper), `upper ${this.record.upper}`, 'upper'));
@@ -217,7 +217,7 @@ export class Box {
     for (const e of entries) {
       if (e.type !== 'file') continue;
       const low = this.overlay.lowerLookup(e.path);
-      const old = new Set(low?.leaf?.kind === 'file' ? low.leaf.chunks : []);
+      const old = new Set(low?.leaf?.kind === 'file' ? low.leaf.chunks.values() : []);
       e.chunks!.forEach((c, k) => {
         if (c && !old.has(c) && !counted.has(c)) {
           counted.add(c);

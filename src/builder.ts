@@ -100,16 +100,17 @@ export class LayerBuilder {
   /** Adds a file; content as bytes or as a stream of pieces of any size. */
   async addFile(path: string, data: Uint8Array | AsyncIterable<Uint8Array> | Iterable<Uint8Array>, m: EntryMeta = {}): Promise<void> {
     const e = this.base(path, 'file', m, 0o644);
-    const chunks: (Digest | null)[] = [];
-    let size = 0;
+    // Sparse: zero chunks are holes and take no entry.
+    const chunks = new Map<number, Digest>();
+    let size = 0, index = 0;
     const cs = this.chunkSize;
     let buf = new Uint8Array(cs);
     let fill = 0;
     const emit = async (piece: Uint8Array): Promise<void> => {
-      if (isZero(piece)) chunks.push(null);
-      else {
+      const k = index++;
+      if (!isZero(piece)) {
         const d = this.digest(piece);
-        chunks.push(d);
+        chunks.set(k, d);
         this.dataSize += piece.length;
         if (!this.pending.has(d)) {
           this.pending.set(d, piece);

@@ -4,8 +4,8 @@ import { checkBoxName, parseTag } from './image.js';
 import { chunksOf, decodeLayer } from './layer.js';
 import { type BoxRecord, checkBoxRecord, own } from './store/backend.js';
 import type { Store } from './store/store.js';
-import { type TarEntry, readTar, writeTar } from './tar.js';
-import { fromUtf8, utf8 } from './text.js';
+import { TAR_END, type TarEntry, readTar, tarPieces } from './tar.js';
+import { concatBytes, fromUtf8, utf8 } from './text.js';
 
 const MAGIC = 'layerbox-bundle';
 const VERSION = 1;
@@ -38,6 +38,17 @@ async function imageBlobs(store: Store, image: Digest, into: Set<Digest>): Promi
  * `blobs/sha256/<hex>`. Opened again by `importBundle`, in any store.
  */
 export async function exportBundle(store: Store, what: { images?: string[]; boxes?: string[] }): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const p of bundlePieces(store, what)) parts.push(p);
+  return concatBytes(parts);
+}
+
+/**
+ * The bundle as a stream of tar pieces, one blob read at a time: a bundle
+ * holds chunks, never whole files, so memory stays at one chunk whatever the
+ * size of the files (a sparse file's holes are not in it at all).
+ */
+export async function* bundlePieces(store: Store, what: { images?: string[]; boxes?: string[] }): AsyncGenerator<Uint8Array> {
   const refs = await store.backend.readRefs();
   const blobs = new Set<Digest>();
   const index: BundleIndex = { images: [], boxes: [] };
@@ -56,9 +67,10 @@ export async function exportBundle(store: Store, what: { images?: string[]; boxe
     if (record.upper) await tableBlobs(store, record.upper, 'upper', blobs);
   }
   if (!index.images.length && !index.boxes.length) throw new LayerboxError('nothing to export: name an image or a box');
-  const entries: TarEntry[] = [{ path: 'layerbox-bundle.json', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: utf8(JSON.stringify({ magic: MAGIC, version: VERSION, ...index })) }];
-  for (const d of [...blobs].sort()) entries.push({ path: `blobs/sha256/${d.slice(7)}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: await store.backend.getBlob(d) });
-  return writeTar(entries);
+  const head: TarEntry = { path: 'layerbox-bundle.json', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: utf8(JSON.stringify({ magic: MAGIC, version: VERSION, ...index })) };
+  yield* tarPieces([head], false);
+  for (const d of [...blobs].sort()) yield* tarPieces([{ path: `blobs/sha256/${d.slice(7)}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: await store.backend.getBlob(d) }], false);
+  yield TAR_END;
 }
 
 function safeTag(ref: string): string | null {

@@ -29,12 +29,12 @@ import { MemoryBackend } from './store/memory.js';
 export function memoryStore(opts: StoreOptions = {}): Store {
   return new Store(new MemoryBackend(opts.hasher), opts);
 }
-export { readTar, writeTar, type TarEntry } from './tar.js';
+export { readTar, readTarAt, readTarStream, writeTar, tarPieces, type TarEntry, type TarStreamMember } from './tar.js';
 export { treeEntries, exportTar, addTarBytes } from './archive.js';
 export { runInGuestWorker, TIMEOUT_EXIT as REMOTE_TIMEOUT_EXIT, type GuestWorker, type RemoteRunOptions } from './remote/host.js';
 export { guestMain } from './remote/guest.js';
 export type { StartMessage, GuestMessage } from './remote/protocol.js';
 export { HttpBackend } from './store/http.js';
 export { FallbackBackend } from './store/fallback.js';
-export { exportBundle, importBundle, type BundleIndex } from './bundle.js';
+export { exportBundle, bundlePieces, importBundle, type BundleIndex } from './bundle.js';
 export * from './oci/index.js';

@@ -8,22 +8,25 @@
  *
  *   layer blob  "LBXLAYER" v2: chunkSize, entry count, root meta + flags,
  *               root page digest, redirects (origin, path)
- *   page blob   "LBXDIRPG" v1: entries sorted by name: name, type, and for
+ *   page blob   "LBXDIRPG" v2: entries sorted by name: name, type, and for
  *               all but whiteouts flags, mode, uid, gid, mtime, then
- *               file: size, chunks; symlink: target; hardlink: target path;
+ *               file: size, chunks present (holes before each, digest;
+ *               v1: a byte per chunk); symlink: target; hardlink: target path;
  *               dir: redirect (flag), page digest; a leaf with other names
  *               (hard links) lists them (flag)
  */
 import { Reader, Writer, readHeader, writeHeader } from './codec.js';
 import { type Digest, digestBytes, digestFromBytes } from './digest.js';
 import { LayerboxError } from './errno.js';
-import { type EntryType, type LayerEntry, type LayerTable, chunkCount, comparePaths, decodeLayer, encodeLayer } from './layer.js';
+import { type EntryType, type LayerEntry, type LayerTable, comparePaths, decodeLayer, encodeLayer, readChunks, writeChunks } from './layer.js';
 import { baseName, checkName, checkStoredPath, joinPath, parentOf } from './path.js';
 
 const LAYER_MAGIC = 'LBXLAYER';
 const PAGE_MAGIC = 'LBXDIRPG';
 const TREE_VERSION = 2;
-const PAGE_VERSION = 1;
+/** v2: a file's chunks sparse (see writeChunks); v1 pages still read. */
+const PAGE_VERSION = 2;
+const PAGE_VERSIONS = [1, 2] as const;
 const TYPES: EntryType[] = ['file', 'dir', 'symlink', 'hardlink', 'whiteout'];
 const F_OPAQUE = 1, F_REDIRECT = 2, F_LINKS = 4;
 /**
@@ -68,12 +71,8 @@ export function encodePage(entries: PageEntry[]): Uint8Array {
     w.u8((e.opaque ? F_OPAQUE : 0) | (e.redirect !== undefined ? F_REDIRECT : 0) | (e.links?.length ? F_LINKS : 0));
     w.uint(e.mode).uint(e.uid).uint(e.gid).big(e.mtime);
     if (e.type === 'file') {
-      const chunks = e.chunks ?? [];
-      w.uint(e.size ?? 0).uint(chunks.length);
-      for (const c of chunks) {
-        if (c === null) w.u8(0);
-        else w.u8(1).bytes(digestBytes(c));
-      }
+      w.uint(e.size ?? 0);
+      writeChunks(w, e.chunks);
     } else if (e.type === 'symlink' || e.type === 'hardlink') w.str(e.target ?? '');
     else if (e.type === 'dir') {
       if (e.redirect !== undefined) w.str(e.redirect);
@@ -90,7 +89,7 @@ export function encodePage(entries: PageEntry[]): Uint8Array {
 /** Decodes and validates one directory page: names valid, sorted and unique; chunk counts that match sizes. */
 export function decodePage(bytes: Uint8Array, chunkSize: number, what: string): PageEntry[] {
   const r = new Reader(bytes, what);
-  readHeader(r, PAGE_MAGIC, [PAGE_VERSION]);
+  const version = readHeader(r, PAGE_MAGIC, PAGE_VERSIONS);
   const count = r.uint();
   const out: PageEntry[] = [];
   let prev: string | null = null;
@@ -109,10 +108,7 @@ export function decodePage(bytes: Uint8Array, chunkSize: number, what: string): 
       if (flags & F_OPAQUE) e.opaque = true;
       if (type === 'file') {
         e.size = r.uint();
-        const n = r.uint();
-        if (n !== chunkCount(e.size, chunkSize)) r.fail(`${JSON.stringify(name)}: ${n} chunks for ${e.size} bytes`);
-        e.chunks = [];
-        for (let k = 0; k < n; k++) e.chunks.push(r.u8() ? digestFromBytes(r.bytes(32)) : null);
+        e.chunks = readChunks(r, version >= 2, e.size, chunkSize, name);
       } else if (type === 'symlink' || type === 'hardlink') {
         e.target = r.str();
         if (e.target.includes('\0')) r.fail(`${JSON.stringify(name)} has a NUL byte in its target`);
@@ -204,7 +200,7 @@ export function encodeLayerTree(t: LayerTable, digest: (b: Uint8Array) => Digest
       if (e.type === 'whiteout') return { name: p.name, type: 'whiteout', mode: 0, uid: 0, gid: 0, mtime: 0n };
       if (e.type === 'file') {
         p.size = e.size ?? 0;
-        p.chunks = e.chunks ?? [];
+        p.chunks = e.chunks ?? new Map();
       } else if (e.type === 'symlink' || e.type === 'hardlink') p.target = e.target ?? '';
       else {
         if (e.opaque) p.opaque = true;

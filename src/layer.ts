@@ -11,7 +11,8 @@ export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'whiteout';
 /**
  * One row of a layer's table. Paths are relative to the root, `/`-separated,
  * without a leading slash; the root itself is `''`.
- * A chunk is a digest, or `null` for a run of zeros (a hole).
+ * `chunks` maps a chunk's index to its digest; an index that is absent is a
+ * hole (zeros), so a sparse file costs what it holds, not its size.
  */
 export interface LayerEntry {
   path: string;
@@ -22,7 +23,7 @@ export interface LayerEntry {
   /** Modification time in nanoseconds since the epoch. */
   mtime: bigint;
   size?: number;
-  chunks?: (Digest | null)[];
+  chunks?: Map<number, Digest>;
   /** Symlink target, or the path of the hard link's first name in this layer. */
   target?: string;
   /** Directory: hides everything below it in lower layers. */
@@ -44,7 +45,16 @@ export interface LayerTable {
 }
 
 const MAGIC = { layer: 'LBXLAYER', upper: 'LBXUPPER' } as const;
-const VERSION = 1;
+/**
+ * Whole-table versions. v1: one byte (and a digest) per chunk of a file; then
+ * only the chunks present, each after the count of holes before it (see
+ * writeChunks): LBXUPPER v2, LBXLAYER v3 (LBXLAYER v2 is a tree root, see
+ * layer-tree.ts). Older versions still read.
+ */
+const VERSION = { layer: 3, upper: 2 } as const;
+const VERSIONS = { layer: [1, 3], upper: [1, 2] } as const;
+/** The version from which a file's chunks are stored sparse. */
+const sparseFrom = (kind: 'layer' | 'upper', v: number): boolean => v >= VERSION[kind];
 const TYPES: EntryType[] = ['file', 'dir', 'symlink', 'hardlink', 'whiteout'];
 const F_OPAQUE = 1, F_REDIRECT = 2;
 
@@ -60,7 +70,7 @@ export function chunkCount(size: number, chunkSize: number): number {
 /** Encodes a table; entries must already be sorted and valid. Deterministic: same table, same bytes. */
 export function encodeLayer(t: LayerTable): Uint8Array {
   const w = new Writer();
-  writeHeader(w, MAGIC[t.kind], VERSION);
+  writeHeader(w, MAGIC[t.kind], VERSION[t.kind]);
   w.uint(t.chunkSize).uint(t.entries.length);
   if (t.kind === 'upper') w.uint(t.nextIno ?? 0);
   for (const e of t.entries) {
@@ -70,15 +80,10 @@ export function encodeLayer(t: LayerTable): Uint8Array {
     w.uint(e.mode).uint(e.uid).uint(e.gid).big(e.mtime);
     if (t.kind === 'upper') w.uint(e.ino ?? 0).big(e.atime ?? e.mtime).big(e.ctime ?? e.mtime);
     switch (e.type) {
-      case 'file': {
-        const chunks = e.chunks ?? [];
-        w.uint(e.size ?? 0).uint(chunks.length);
-        for (const c of chunks) {
-          if (c === null) w.u8(0);
-          else w.u8(1).bytes(digestBytes(c));
-        }
+      case 'file':
+        w.uint(e.size ?? 0);
+        writeChunks(w, e.chunks);
         break;
-      }
       case 'symlink':
       case 'hardlink':
         w.str(e.target ?? '');
@@ -100,7 +105,7 @@ export function decodeLayer(bytes: Uint8Array, what: string, expect?: 'layer' | 
   const r = new Reader(bytes, what);
   const kind: 'layer' | 'upper' = bytes.length >= 8 && String.fromCharCode(...bytes.subarray(0, 8)) === MAGIC.upper ? 'upper' : 'layer';
   if (expect && kind !== expect) r.fail(`expected a ${expect} table, found a ${kind} table`);
-  readHeader(r, MAGIC[kind], [VERSION]);
+  const sparse = sparseFrom(kind, readHeader(r, MAGIC[kind], VERSIONS[kind]));
   const chunkSize = r.uint();
   if (chunkSize < 1 || chunkSize > 64 * 1024 * 1024) r.fail(`bad chunk size ${chunkSize}`);
   const count = r.uint();
@@ -129,10 +134,7 @@ export function decodeLayer(bytes: Uint8Array, what: string, expect?: 'layer' | 
       if (flags & F_OPAQUE) e.opaque = true;
       if (t === 'file') {
         e.size = r.uint();
-        const n = r.uint();
-        if (n !== chunkCount(e.size, chunkSize)) r.fail(`${JSON.stringify(path)}: ${n} chunks for ${e.size} bytes`);
-        e.chunks = [];
-        for (let k = 0; k < n; k++) e.chunks.push(r.u8() ? digestFromBytes(r.bytes(32)) : null);
+        e.chunks = readChunks(r, sparse, e.size, chunkSize, path);
       } else if (t === 'symlink' || t === 'hardlink') {
         e.target = r.str();
         if (t === 'hardlink' && types.get(e.target) !== 'file' && types.get(e.target) !== 'symlink')
@@ -154,6 +156,43 @@ export function decodeLayer(bytes: Uint8Array, what: string, expect?: 'layer' | 
 /** Every chunk digest a table references (for gc and fsck). */
 export function chunksOf(t: LayerTable): Digest[] {
   const out: Digest[] = [];
-  for (const e of t.entries) for (const c of e.chunks ?? []) if (c) out.push(c);
+  for (const e of t.entries) if (e.chunks) for (const c of e.chunks.values()) out.push(c);
+  return out;
+}
+
+/** A file's chunks stored sparse: the count present, then for each in index order the holes before it and its digest. */
+export function writeChunks(w: Writer, chunks: ReadonlyMap<number, Digest> | undefined): void {
+  const ks = chunks ? [...chunks.keys()].sort((a, b) => a - b) : [];
+  w.uint(ks.length);
+  let next = 0;
+  for (const k of ks) {
+    w.uint(k - next).bytes(digestBytes(chunks!.get(k)!));
+    next = k + 1;
+  }
+}
+
+/**
+ * Reads a file's chunks: dense (v1) lists every chunk (a byte each, then a
+ * digest where present); sparse only those present. Indices must fall within the size;
+ * the map holds only what the bytes name, so a huge size costs nothing.
+ */
+export function readChunks(r: Reader, sparse: boolean, size: number, chunkSize: number, what: string): Map<number, Digest> {
+  const total = chunkCount(size, chunkSize);
+  const out = new Map<number, Digest>();
+  if (!sparse) {
+    const n = r.uint();
+    if (n !== total) r.fail(`${JSON.stringify(what)}: ${n} chunks for ${size} bytes`);
+    for (let k = 0; k < n; k++) if (r.u8()) out.set(k, digestFromBytes(r.bytes(32)));
+    return out;
+  }
+  const n = r.uint();
+  if (n > total) r.fail(`${JSON.stringify(what)}: ${n} chunks for ${size} bytes`);
+  let next = 0;
+  for (let i = 0; i < n; i++) {
+    const k = next + r.uint();
+    if (k >= total) r.fail(`${JSON.stringify(what)}: chunk ${k} past the end of ${size} bytes`);
+    out.set(k, digestFromBytes(r.bytes(32)));
+    next = k + 1;
+  }
   return out;
 }

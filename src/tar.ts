@@ -17,6 +17,12 @@ export interface TarEntry {
    */
   mtimeNs?: bigint;
   data?: Uint8Array;
+  /**
+   * Writing only, instead of `data`: a file's content as pieces made on
+   * demand (`size` bytes in all), so a file too big to hold is streamed.
+   */
+  size?: number;
+  body?: () => Iterable<Uint8Array>;
   /** Symlink target, or the hard link's first name. */
   linkname?: string;
 }
@@ -73,6 +79,12 @@ function paxTime(ns: bigint): string {
   return `${neg ? '-' : ''}${a / NS}.${(a % NS).toString().padStart(9, '0')}`;
 }
 
+function paxNumber(v: string, what: string): number {
+  const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n)) throw new LayerboxError(`bad tar pax ${what} ${JSON.stringify(v.slice(0, 40))}`);
+  return n;
+}
+
 function parsePax(data: Uint8Array, at: number): Record<string, string> {
   const out: Record<string, string> = {};
   let i = 0;
@@ -110,8 +122,10 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
     if (sum !== octal(h, 148, 8, 'checksum')) throw new LayerboxError(`bad tar header checksum at byte ${off}`);
-    const size = octal(h, 124, 12, 'size');
     const type = String.fromCharCode(h[156]! || 48);
+    // A pax `size` record (files of 8 GiB and more) wins over the header's field of the entry it describes.
+    const paxSize = pax.size !== undefined && !'xgLK'.includes(type) ? paxNumber(pax.size, 'size') : null;
+    const size = paxSize ?? octal(h, 124, 12, 'size');
     // Bound the special records before reading them: their content is kept whole.
     if ((type === 'x' || type === 'g') && size > MAX_PAX_HEADER) throw new LayerboxError(`tar pax header at byte ${at} is ${size} bytes (at most ${MAX_PAX_HEADER})`);
     if ((type === 'L' || type === 'K') && size > MAX_TAR_NAME + 1) throw new LayerboxError(`tar GNU long ${type === 'L' ? 'name' : 'link'} at byte ${at} is ${size} bytes (at most ${MAX_TAR_NAME})`);
@@ -166,7 +180,12 @@ function header(name: string, type: string, size: number, e: TarEntry, linkname 
   oct(e.mode, 100, 8);
   oct(e.uid, 108, 8);
   oct(e.gid, 116, 8);
-  oct(size, 124, 12);
+  if (size <= MAX_OCTAL_SIZE) oct(size, 124, 12);
+  else {
+    // base-256 (GNU, also read by pax readers), beside the pax `size` record.
+    h[124] = 0x80;
+    for (let i = 135, v = size; i > 124; i--, v = Math.floor(v / 256)) h[i] = v % 256;
+  }
   oct(Math.max(0, e.mtimeNs !== undefined ? Number(floorDiv(e.mtimeNs, NS)) : Math.floor(e.mtime)), 136, 12);
   h.fill(32, 148, 156);
   h[156] = type.charCodeAt(0);
@@ -178,17 +197,29 @@ function header(name: string, type: string, size: number, e: TarEntry, linkname 
   return h;
 }
 
+/** Largest size an octal ustar size field holds (8 GiB - 1). */
+const MAX_OCTAL_SIZE = 0o77777777777;
+
 /** Writes a tar (ustar, with pax records for names that do not fit and for sub-second mtimes). Deterministic: same entries, same bytes. */
-export function writeTar(entries: TarEntry[]): Uint8Array {
-  const parts: Uint8Array[] = [];
+export function writeTar(entries: Iterable<TarEntry>): Uint8Array {
+  return concatBytes([...tarPieces(entries)]);
+}
+
+/**
+ * A tar as a stream of pieces: headers, then each file's content as its
+ * `body` gives it (never the whole file at once), then the end blocks. Sizes
+ * of 8 GiB and more are written in base-256 and as a pax `size` record.
+ */
+export function* tarPieces(entries: Iterable<TarEntry>, end = true): Generator<Uint8Array> {
   const pad = (n: number) => new Uint8Array((BLOCK - (n % BLOCK)) % BLOCK);
   for (const e of entries) {
+    const size = e.type !== 'file' ? 0 : e.body ? e.size ?? 0 : e.data?.length ?? 0;
     const name = e.type === 'dir' && !e.path.endsWith('/') ? `${e.path}/` : e.path;
     const link = e.linkname ?? '';
     // What readTar would refuse is not written: an export always imports again.
     for (const n of [name, link]) if (n.length > MAX_TAR_NAME / 3 && utf8(n).length > MAX_TAR_NAME) throw new LayerboxError(`cannot write ${shortName(n)} to a tar: it is ${utf8(n).length} bytes (a tar name is at most ${MAX_TAR_NAME})`);
     const exactTime = e.mtimeNs !== undefined && (e.mtimeNs % NS !== 0n || e.mtimeNs < 0n) ? e.mtimeNs : null;
-    if (utf8(name).length > 100 || utf8(link).length > 100 || exactTime !== null) {
+    if (utf8(name).length > 100 || utf8(link).length > 100 || exactTime !== null || size > MAX_OCTAL_SIZE) {
       const rec = (k: string, v: string) => {
         const body = ` ${k}=${v}\n`;
         let len = utf8(body).length + 1;
@@ -196,13 +227,199 @@ export function writeTar(entries: TarEntry[]): Uint8Array {
         return `${len}${body}`;
       };
       const long = utf8(name).length > 100 || utf8(link).length > 100;
-      const paxBody = utf8((long ? rec('path', name) + (link ? rec('linkpath', link) : '') : '') + (exactTime !== null ? rec('mtime', paxTime(exactTime)) : ''));
-      parts.push(header('PaxHeader', 'x', paxBody.length, { ...e, mode: 0o644 }), paxBody, pad(paxBody.length));
+      const paxBody = utf8((long ? rec('path', name) + (link ? rec('linkpath', link) : '') : '') + (exactTime !== null ? rec('mtime', paxTime(exactTime)) : '') + (size > MAX_OCTAL_SIZE ? rec('size', String(size)) : ''));
+      yield header('PaxHeader', 'x', paxBody.length, { ...e, mode: 0o644 });
+      yield paxBody;
+      yield pad(paxBody.length);
     }
-    const data = e.type === 'file' ? e.data ?? new Uint8Array() : new Uint8Array();
     const type = { file: '0', dir: '5', symlink: '2', hardlink: '1' }[e.type];
-    parts.push(header(name, type, data.length, e, link), data, pad(data.length));
+    yield header(name, type, size, e, link);
+    if (e.type === 'file' && e.body) {
+      let n = 0;
+      for (const piece of e.body()) {
+        n += piece.length;
+        if (n > size) throw new LayerboxError(`tar: ${JSON.stringify(e.path)} gave more than its ${size} bytes`);
+        yield piece;
+      }
+      if (n !== size) throw new LayerboxError(`tar: ${JSON.stringify(e.path)} gave ${n} of its ${size} bytes`);
+    } else if (e.type === 'file' && e.data) yield e.data;
+    yield pad(size);
   }
-  parts.push(new Uint8Array(BLOCK * 2));
-  return concatBytes(parts);
+  if (end) yield TAR_END;
 }
+
+/** The two zero blocks that end a tar (for writers that call `tarPieces` entry by entry). */
+export const TAR_END = new Uint8Array(BLOCK * 2);
+
+/** Where a streamed tar reader gets its bytes: in order, with a position. */
+interface TarSource {
+  pos: number;
+  /** Up to `max` bytes (null at the end). */
+  some(max: number): Promise<Uint8Array | null>;
+  /** Exactly `n` bytes, or null when the source ends first. */
+  take(n: number): Promise<Uint8Array | null>;
+  /** Passes `n` bytes; false when the source ends first. */
+  skip(n: number): Promise<boolean>;
+}
+
+/** A file of `total` bytes read at positions: content passed over is never read (an index of a big tar reads its headers only). */
+class AtSource implements TarSource {
+  pos = 0;
+  constructor(private readAt: (pos: number, len: number) => Promise<Uint8Array>, private total: number) {}
+  async some(max: number): Promise<Uint8Array | null> {
+    const n = Math.min(max, this.total - this.pos);
+    return n > 0 ? this.take(n) : null;
+  }
+  async take(n: number): Promise<Uint8Array | null> {
+    if (this.pos + n > this.total) return null;
+    const b = await this.readAt(this.pos, n);
+    if (b.length !== n) return null;
+    this.pos += n;
+    return b;
+  }
+  async skip(n: number): Promise<boolean> {
+    if (this.pos + n > this.total) return false;
+    this.pos += n;
+    return true;
+  }
+}
+
+/** Pulls exact byte counts from an async stream of pieces of any size. */
+class ByteQueue implements TarSource {
+  private pieces: Uint8Array[] = [];
+  private len = 0;
+  private ended = false;
+  pos = 0;
+  constructor(private it: AsyncIterator<Uint8Array>) {}
+  private async more(): Promise<boolean> {
+    if (this.ended) return false;
+    const r = await this.it.next();
+    if (r.done) {
+      this.ended = true;
+      return false;
+    }
+    if (r.value.length) {
+      this.pieces.push(r.value);
+      this.len += r.value.length;
+    }
+    return true;
+  }
+  /** Up to `max` bytes as they come (null at the end of the stream). */
+  async some(max: number): Promise<Uint8Array | null> {
+    while (!this.len) if (!(await this.more())) return null;
+    const first = this.pieces[0]!;
+    const out = first.length <= max ? first : first.subarray(0, max);
+    if (out === first) this.pieces.shift();
+    else this.pieces[0] = first.subarray(max);
+    this.len -= out.length;
+    this.pos += out.length;
+    return out;
+  }
+  /** Exactly `n` bytes (n small: headers, pax records), or null when the stream ends first. */
+  async take(n: number): Promise<Uint8Array | null> {
+    while (this.len < n) if (!(await this.more())) return null;
+    const parts: Uint8Array[] = [];
+    for (let left = n; left > 0; ) {
+      const p = (await this.some(left))!;
+      parts.push(p);
+      left -= p.length;
+    }
+    return parts.length === 1 ? parts[0]! : concatBytes(parts);
+  }
+  async skip(n: number): Promise<boolean> {
+    for (let left = n; left > 0; ) {
+      const p = await this.some(left);
+      if (!p) return false;
+      left -= p.length;
+    }
+    return true;
+  }
+}
+
+/** One member of a streamed tar; a file's `content` must be read (or left) before the next member is asked for. */
+export interface TarStreamMember {
+  entry: TarEntry;
+  size: number;
+  /** Where its content starts in the tar. */
+  offset: number;
+  content?: AsyncIterable<Uint8Array>;
+}
+
+/**
+ * The members of a tar read at positions (a file of `total` bytes): headers
+ * are read, content only as a member's `content` is iterated.
+ */
+export function readTarAt(readAt: (pos: number, len: number) => Promise<Uint8Array>, total: number): AsyncGenerator<TarStreamMember> {
+  return tarMembers(new AtSource(readAt, total));
+}
+
+/**
+ * Reads an uncompressed tar from a stream of pieces, one member at a time,
+ * file content passed on as it arrives: memory stays at a few pieces however
+ * big a member is. Same formats and checks as `readTar`.
+ */
+export function readTarStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<TarStreamMember> {
+  return tarMembers(new ByteQueue(src[Symbol.asyncIterator]()));
+}
+
+async function* tarMembers(q: TarSource): AsyncGenerator<TarStreamMember> {
+  let pax: Record<string, string> = {};
+  let longName: string | null = null;
+  let longLink: string | null = null;
+  for (;;) {
+    const at = q.pos;
+    const h = await q.take(BLOCK);
+    if (!h || h.every((b) => b === 0)) return;
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
+    if (sum !== octal(h, 148, 8, 'checksum')) throw new LayerboxError(`bad tar header checksum at byte ${at}`);
+    const type = String.fromCharCode(h[156]! || 48);
+    const paxSize = pax.size !== undefined && !'xgLK'.includes(type) ? paxNumber(pax.size, 'size') : null;
+    const size = paxSize ?? octal(h, 124, 12, 'size');
+    const pad = Math.ceil(size / BLOCK) * BLOCK - size;
+    const truncated = () => new LayerboxError(`tar is truncated (an entry at byte ${at} needs ${size} bytes)`);
+    if ('xgLK'.includes(type)) {
+      // Kept whole: bounded before anything is read.
+      if (size > MAX_STREAM_RECORD) throw new LayerboxError(`tar ${type} record at byte ${at} is ${size} bytes (at most ${MAX_STREAM_RECORD})`);
+      const data = await q.take(size);
+      if (!data || !(await q.skip(pad))) throw truncated();
+      if (type === 'x') pax = { ...pax, ...parsePax(data, at) };
+      else if (type === 'L') longName = fromUtf8(data).replace(/\0+$/, '');
+      else if (type === 'K') longLink = fromUtf8(data).replace(/\0+$/, '');
+      continue;
+    }
+    const prefix = field(h, 345, 155);
+    const name = pax.path ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
+    const linkname = pax.linkpath ?? longLink ?? field(h, 157, 100);
+    const paxNs = pax.mtime !== undefined ? parsePaxTime(pax.mtime) : null;
+    const kind = type === '0' || type === '7' ? 'file' : type === '5' ? 'dir' : type === '2' ? 'symlink' : type === '1' ? 'hardlink' : null;
+    pax = {};
+    longName = longLink = null;
+    let left = size;
+    if (kind) {
+      const entry: TarEntry = {
+        path: name,
+        type: kind,
+        mode: octal(h, 100, 8, 'mode') & 0o7777,
+        uid: octal(h, 108, 8, 'uid'),
+        gid: octal(h, 116, 8, 'gid'),
+        ...(paxNs !== null ? { mtime: Number(floorDiv(paxNs, NS)), mtimeNs: paxNs } : { mtime: octal(h, 136, 12, 'mtime') }),
+        ...(kind === 'symlink' || kind === 'hardlink' ? { linkname } : {}),
+      };
+      const content = kind !== 'file' ? undefined : (async function* () {
+        while (left > 0) {
+          const p = await q.some(Math.min(left, 1 << 20));
+          if (!p) throw truncated();
+          left -= p.length;
+          yield p;
+        }
+      })();
+      yield { entry, size, offset: at + BLOCK, ...(content ? { content } : {}) };
+    }
+    // Whatever the reader left of this member, and the padding.
+    if (!(await q.skip(left + pad))) throw truncated();
+  }
+}
+
+/** Largest pax, GNU long-name or global record a streamed tar may have (each is kept whole). */
+const MAX_STREAM_RECORD = 1024 * 1024;

@@ -155,7 +155,7 @@ describe('merged directories', () => {
 
 describe('layer format', () => {
   it('refuses unknown versions, truncation and unsorted tables with a clear error', async () => {
-    const t = { kind: 'layer' as const, chunkSize: 8, entries: [{ path: '', type: 'dir' as const, mode: 0o755, uid: 0, gid: 0, mtime: 0n }, { path: 'a', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime: 5n, size: 0, chunks: [] }] };
+    const t = { kind: 'layer' as const, chunkSize: 8, entries: [{ path: '', type: 'dir' as const, mode: 0o755, uid: 0, gid: 0, mtime: 0n }, { path: 'a', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime: 5n, size: 0, chunks: new Map() }] };
     const enc = encodeLayer(t);
     expect(decodeLayer(enc, 'x').entries).toEqual(t.entries);
     const v2 = enc.slice();
@@ -185,7 +185,7 @@ describe('layers stored as trees of directory pages', () => {
     const put = (b: Uint8Array) => (pages.set(digestOf(b), b), digestOf(b));
     const meta = { mode: 0o755, uid: 0, gid: 0, mtime: 0n };
     // Ten files; then eight levels of ten directories that all name the level below: 10^9 entries if expanded.
-    let page = put(encodePage(Array.from({ length: 10 }, (_, i) => ({ name: `f${i}`, type: 'file' as const, ...meta, size: 0, chunks: [] }))));
+    let page = put(encodePage(Array.from({ length: 10 }, (_, i) => ({ name: `f${i}`, type: 'file' as const, ...meta, size: 0, chunks: new Map() }))));
     for (let level = 0; level < 8; level++) page = put(encodePage(Array.from({ length: 10 }, (_, i) => ({ name: `d${i}`, type: 'dir' as const, ...meta, page }))));
     const root = (entries: number) => encodeRoot({ chunkSize: 8, entries, root: { ...meta, opaque: false }, page, redirects: [] });
     const get = async (d: string) => pages.get(d)!;

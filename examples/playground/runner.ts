@@ -30,9 +30,9 @@ async function programModule(box: Box, path: string): Promise<WebAssembly.Module
   const st = box.fs.tryStat(path);
   if (!st || st.type !== 'file') throw new Error(`this box has no ${path}: the program is missing (was it deleted? Reset the box to get it back)`);
   const node = box.fs.open(path).node;
-  const chunks = node.kind === 'file' ? node.chunks : [];
-  const stable = chunks.every((c) => typeof c === 'string' || c === null);
-  const key = stable ? `${path} ${st.size} ${chunks.join(',')}` : null;
+  const chunks = node.kind === 'file' ? [...node.chunks].sort((a, b) => a[0] - b[0]) : [];
+  const stable = chunks.every(([, c]) => typeof c === 'string');
+  const key = stable ? `${path} ${st.size} ${chunks.map(([k, c]) => `${k}:${c as string}`).join(',')}` : null;
   const hit = key ? compiled.get(key) : undefined;
   if (hit) return hit;
   const module = await WebAssembly.compile((await box.readFile(path)) as Uint8Array<ArrayBuffer>);

@@ -1,8 +1,8 @@
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundle, exportOciArchive, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, readTar, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -17,9 +17,10 @@ Images
   image squash IMAGE --tag NAME[:TAG]             flatten an image into one layer
   image rm IMAGE                                  remove a tag (or every tag of a digest)
 Boxes
-  box create BOX --image IMAGE [--max-upper-bytes SIZE] [--max-files N]
+  box create BOX --image IMAGE [--max-upper-bytes SIZE] [--max-files N] [--max-file-bytes SIZE]
                                                   a new box over an image; the limits cap what its upper may hold
                                                   (changed bytes: ENOSPC; added entries: EDQUOT for the guest)
+                                                  and the size of one file (default 1T; past it: EFBIG)
   box ls [--json] | box rm BOX | box reset BOX | box fork BOX NEW
   cp SRC DEST                                     copy between host and box (BOX:/path)
   ls BOX:/path [--json]                           list a directory of a box
@@ -160,7 +161,7 @@ async function imageCmd(store: NodeStore, sub: string | undefined, argv: string[
 async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[]): Promise<void> {
   switch (sub) {
     case 'create': {
-      const { v, p } = args(argv, { image: { type: 'string', short: 'i' }, 'max-upper-bytes': { type: 'string' }, 'max-files': { type: 'string' } }, [1, 1]);
+      const { v, p } = args(argv, { image: { type: 'string', short: 'i' }, 'max-upper-bytes': { type: 'string' }, 'max-files': { type: 'string' }, 'max-file-bytes': { type: 'string' } }, [1, 1]);
       if (!v.image) throw new UsageError('box create needs --image IMAGE');
       const limit = (flag: string): number | undefined => {
         const s = v[flag] as string | undefined;
@@ -170,7 +171,8 @@ async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[])
       };
       const maxUpperBytes = v['max-upper-bytes'] === undefined ? undefined : parseSize(v['max-upper-bytes'] as string, '--max-upper-bytes');
       const maxFiles = limit('max-files');
-      const limits = { ...(maxUpperBytes !== undefined ? { maxUpperBytes } : {}), ...(maxFiles !== undefined ? { maxFiles } : {}) };
+      const maxFileBytes = v['max-file-bytes'] === undefined ? undefined : parseSize(v['max-file-bytes'] as string, '--max-file-bytes');
+      const limits = { ...(maxUpperBytes !== undefined ? { maxUpperBytes } : {}), ...(maxFiles !== undefined ? { maxFiles } : {}), ...(maxFileBytes !== undefined ? { maxFileBytes } : {}) };
       await store.createBox(p[0]!, { image: v.image as string, limits: Object.keys(limits).length ? limits : undefined });
       out(p[0]!);
       return;
@@ -240,6 +242,18 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   // A box being run is held: another process changing it meanwhile gets a clear error.
   const r = v.box ? await store.withBox(v.box as string, work) : await work();
   process.exitCode = r.exitCode;
+}
+
+/** The first `n` bytes of a file. */
+async function readHead(path: string, n: number): Promise<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const b = new Uint8Array(n);
+    const { bytesRead } = await fh.read(b, 0, n, 0);
+    return b.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 }
 
 const DEFAULT_PLAYGROUND_PORT = 8080;
@@ -353,17 +367,12 @@ async function main(argv: string[]): Promise<void> {
         const format = (v.format as string | undefined) ?? 'layerbox';
         if (format !== 'layerbox' && format !== 'oci' && format !== 'docker') throw new UsageError(`unknown export format ${format} (this layerbox writes: layerbox, oci, docker)`);
         const boxes = (v.box as unknown as string[] | undefined) ?? [];
-        let bytes: Uint8Array;
-        if (format === 'layerbox') bytes = await exportBundle(store, { images: p, boxes });
+        // Streamed to the file: an image may hold files far bigger than memory.
+        if (format === 'layerbox') await exportBundleToFile(store, { images: p, boxes }, v.output as string);
         else {
           if (boxes.length) throw new UsageError(`--format ${format} exports images only; commit a box first`);
-          bytes = await exportOciArchive(store, p, format);
+          await exportOciArchiveToFile(store, p, format, v.output as string);
         }
-        // A write that fails (a full disk) leaves no partial file that looks like an export.
-        await writeFile(v.output as string, bytes).catch(async (e: unknown) => {
-          await rm(v.output as string, { force: true }).catch(() => {});
-          throw e;
-        });
         return;
       }
       case 'import': {
@@ -383,17 +392,14 @@ async function main(argv: string[]): Promise<void> {
           if (!imgs) throw new LayerboxError(`${src} is not an OCI image layout (no oci-layout and index.json); to import a directory tree use: image import DIR --tag NAME`);
           return printImages(imgs);
         }
-        const bytes = new Uint8Array(await readFile(src).catch(() => {
+        // A bundle starts with its index: the first header tells, without reading a file that may be gigabytes.
+        const first = await readHead(src, 512).catch(() => {
           throw new LayerboxError(`cannot read ${src}`);
-        }));
-        const isBundle = (() => {
-          try {
-            return readTar(bytes).some((e) => e.path === 'layerbox-bundle.json');
-          } catch {
-            return false;
-          }
-        })();
+        });
+        const name = new TextDecoder().decode(first.subarray(0, 100)).replace(/\0[^]*$/, '');
+        const isBundle = first.length === 512 && name === 'layerbox-bundle.json' && new TextDecoder().decode(first.subarray(257, 262)) === 'ustar';
         if (isBundle) {
+          const bytes = new Uint8Array(await readFile(src));
           const idx = await importBundle(store, bytes);
           printImages(idx.images);
           for (const b of idx.boxes) out(`box ${b.name}`);

@@ -1,20 +1,129 @@
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { constants, gunzipSync, gzipSync } from 'node:zlib';
-import { type ArchiveReader, type Digest, LayerboxError, type OciFormat, type PullResult, type PushResult, type Store, detectOciArchive, exportOci, importOci, pullImage, pushImage, readTar, writeTar } from '../../src/index.js';
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { isZero } from '../../src/overlay/content.js';
+import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { constants, createGunzip, createGzip, gunzipSync, gzipSync } from 'node:zlib';
+import { type ArchiveReader, type ArchiveStreams, type Digest, type StreamHasher, readTarAt, LayerboxError, type OciFormat, type PullResult, type PushResult, type Store, type StoredLayer, bundlePieces, detectOciArchive, exportOci, importOci, pullImage, pushImage, readTar, tarPieces, writeTar } from '../../src/index.js';
+
+const GZIP_OPTIONS = { level: 6, memLevel: 8, windowBits: 15, strategy: constants.Z_DEFAULT_STRATEGY };
 
 /** Fixed level, no name, no timestamp (zlib writes mtime 0): the same tar always gives the same bytes. */
 export function deterministicGzip(tar: Uint8Array): Uint8Array {
-  return new Uint8Array(gzipSync(tar, { level: 6, memLevel: 8, windowBits: 15, strategy: constants.Z_DEFAULT_STRATEGY }));
+  return new Uint8Array(gzipSync(tar, GZIP_OPTIONS));
+}
+
+/** Writes all of `b` at the end of file `fd`. */
+function writeAll(fd: number, b: Uint8Array): void {
+  for (let o = 0; o < b.length; ) o += writeSync(fd, b, o, b.length - o);
+}
+
+/** A file's bytes as pieces of 1 MiB, read as they are asked for. */
+function* fileBody(path: string): Generator<Uint8Array> {
+  const fd = openSync(path, 'r');
+  try {
+    for (;;) {
+      const buf = new Uint8Array(1 << 20);
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Keeps gzip layer blobs in files under `dir` as their tars stream in
+ * (gzipped with the same deterministic settings as `deterministicGzip`),
+ * hashing as it goes; an uncompressed (docker) layer is only hashed, and made
+ * again from the image when it is written out. Memory stays at a few pieces,
+ * whatever the layer's size.
+ */
+function fileLayerSink(dir: string): (tar: () => Iterable<Uint8Array>, gzip: boolean) => Promise<StoredLayer> {
+  let n = 0;
+  return async (tar, gzip) => {
+    const tarHash = createHash('sha256');
+    if (!gzip) {
+      let size = 0;
+      for (const piece of tar()) {
+        tarHash.update(piece);
+        size += piece.length;
+      }
+      const diffId = `sha256:${tarHash.digest('hex')}` as Digest;
+      return { diffId, digest: diffId, size, body: tar };
+    }
+    const path = join(dir, `layer-${n++}`);
+    const fd = openSync(path, 'w');
+    const blobHash = createHash('sha256');
+    let size = 0;
+    try {
+      const z = createGzip(GZIP_OPTIONS);
+      z.on('data', (b: Buffer) => {
+        blobHash.update(b);
+        writeAll(fd, b);
+        size += b.length;
+      });
+      const done = once(z, 'end');
+      for (const piece of tar()) {
+        tarHash.update(piece);
+        if (!z.write(piece)) await once(z, 'drain');
+      }
+      z.end();
+      await done;
+    } finally {
+      closeSync(fd);
+    }
+    return { diffId: `sha256:${tarHash.digest('hex')}` as Digest, digest: `sha256:${blobHash.digest('hex')}` as Digest, size, body: () => fileBody(path) };
+  };
 }
 
 function gunzip(data: Uint8Array): Uint8Array {
   return new Uint8Array(gunzipSync(data));
 }
 
+/**
+ * Writes pieces to a new file, leaving runs of zeros as holes (a sparse
+ * file inside an archive stays sparse on disk).
+ */
+function writeSparse(fd: number, pieces: Iterable<Uint8Array>): void {
+  let pos = 0, hole = false;
+  for (const piece of pieces) {
+    if (piece.length >= 4096 && isZero(piece)) hole = true;
+    else for (let o = 0; o < piece.length; ) o += writeSync(fd, piece, o, piece.length - o, pos + o);
+    pos += piece.length;
+  }
+  if (hole) ftruncateSync(fd, pos);
+}
+
 /** Images as an OCI image layout in a tar (`oci`) or a `docker save` archive (`docker`). */
 export async function exportOciArchive(store: Store, images: string[], format: OciFormat): Promise<Uint8Array> {
   return writeTar(await exportOci(store, images, { format, gzip: deterministicGzip }));
+}
+
+/**
+ * The same archive written to the file `out`, streamed: layers go through
+ * temporary files next to it, so files of any size (past 4 GiB too) export
+ * in bounded memory.
+ */
+export async function exportOciArchiveToFile(store: Store, images: string[], format: OciFormat, out: string): Promise<void> {
+  const tmp = await mkdtemp(join(dirname(out), '.layerbox-export-')).catch(() => mkdtemp(join(tmpdir(), 'layerbox-export-')));
+  try {
+    const entries = await exportOci(store, images, { format, gzip: deterministicGzip, layerSink: fileLayerSink(tmp) });
+    const fd = openSync(out, 'w');
+    try {
+      writeSparse(fd, tarPieces(entries));
+    } catch (e) {
+      closeSync(fd);
+      await rm(out, { force: true });
+      throw e;
+    }
+    closeSync(fd);
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }
 
 /** A reader over a tar's members (`./` prefixes dropped). */
@@ -38,32 +147,141 @@ export function dirReader(dir: string): ArchiveReader {
   };
 }
 
+/** The host's streaming gunzip: pieces in, pieces out; a bad or truncated stream throws. */
+export async function* gunzipStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const z = createGunzip();
+  const feed = (async () => {
+    try {
+      for await (const p of src) if (!z.write(p)) await once(z, 'drain');
+      z.end();
+    } catch (e) {
+      z.destroy(e as Error);
+    }
+  })();
+  for await (const out of z) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
+  await feed;
+}
+
+/** node:crypto's sha256, fed piece by piece. */
+export function streamHasher(): StreamHasher {
+  const h = createHash('sha256');
+  return { update: (b) => void h.update(b), digest: () => `sha256:${h.digest('hex')}` as Digest };
+}
+
+/** Files of a host directory (an OCI layout) as streams; paths checked as dirReader does. */
+function dirStreams(dir: string): ArchiveStreams {
+  const file = (path: string) => (path.startsWith('/') || path.split('/').includes('..') ? null : join(dir, path));
+  return {
+    size: async (path) => {
+      const p = file(path);
+      const st = p ? await stat(p).catch(() => null) : null;
+      return st?.isFile() ? st.size : null;
+    },
+    stream: (path) => {
+      const p = file(path);
+      if (!p) throw new LayerboxError(`refusing path ${JSON.stringify(path)}`);
+      return createReadStream(p, { highWaterMark: 1 << 20 });
+    },
+  };
+}
+
+/** Largest member of an archive read whole (documents, small layers); bigger layers are streamed. */
+const MAX_WHOLE_MEMBER = 1024 * 1024 * 1024;
+
+/**
+ * A tar file as an archive: an index of its members made from their headers
+ * alone, members read at their offsets, big ones as streams. Memory stays
+ * bounded whatever the members' sizes.
+ */
+async function tarFileArchive(src: string, size: number): Promise<{ read: ArchiveReader; streams: ArchiveStreams; close: () => Promise<void> }> {
+  const fh = await open(src, 'r');
+  const readAt = async (pos: number, len: number): Promise<Uint8Array> => {
+    const b = new Uint8Array(len);
+    let got = 0;
+    while (got < len) {
+      const { bytesRead } = await fh.read(b, got, len - got, pos + got);
+      if (!bytesRead) break;
+      got += bytesRead;
+    }
+    return b.subarray(0, got);
+  };
+  const members = new Map<string, { offset: number; size: number }>();
+  try {
+    for await (const m of readTarAt(readAt, size)) {
+      const p = m.entry.path.split('/').filter((c) => c !== '' && c !== '.').join('/');
+      if (m.entry.type === 'file') members.set(p, { offset: m.offset, size: m.size });
+    }
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  const read: ArchiveReader = async (path) => {
+    const m = members.get(path);
+    if (!m) return null;
+    if (m.size > MAX_WHOLE_MEMBER) throw new LayerboxError(`${src}: ${path} is ${m.size} bytes, too big to read whole`);
+    return readAt(m.offset, m.size);
+  };
+  const streams: ArchiveStreams = {
+    size: async (path) => members.get(path)?.size ?? null,
+    stream: (path) => (async function* () {
+      const m = members.get(path);
+      if (!m) throw new LayerboxError(`${src}: ${path} is missing from the archive`);
+      for (let o = 0; o < m.size; ) {
+        const b = await readAt(m.offset + o, Math.min(1 << 20, m.size - o));
+        if (!b.length) throw new LayerboxError(`${src}: ${path} is truncated`);
+        o += b.length;
+        yield b;
+      }
+    })(),
+  };
+  return { read, streams, close: () => fh.close() };
+}
+
 /**
  * Imports an OCI image layout (a directory, or a tar of one) or a docker save
  * archive (a tar, possibly gzip-compressed). Null when `src` is neither.
+ * A plain tar is read by its members' offsets: layers of any size stream.
  */
 export async function importOciArchive(store: Store, src: string, opts: { tag?: string } = {}): Promise<Array<{ digest: Digest; tags: string[] }> | null> {
   const st = await stat(src).catch(() => null);
   if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
-  let read: ArchiveReader;
-  if (st.isDirectory()) read = dirReader(src);
-  else {
-    let bytes: Uint8Array = new Uint8Array(await readFile(src));
-    if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
-      try {
-        bytes = gunzip(bytes);
-      } catch (e) {
-        throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`);
-      }
-    }
+  const streaming = { gunzipStream, hasher: streamHasher };
+  if (st.isDirectory()) {
+    const read = dirReader(src);
+    if (!(await detectOciArchive(read))) return null;
+    return importOci(store, read, { tag: opts.tag, gunzip, streams: dirStreams(src), ...streaming });
+  }
+  const head = new Uint8Array(2);
+  const fh = await open(src, 'r');
+  await fh.read(head, 0, 2, 0).finally(() => fh.close());
+  if (!(head[0] === 0x1f && head[1] === 0x8b)) {
+    let archive;
     try {
-      read = tarReader(bytes);
+      archive = await tarFileArchive(src, st.size);
     } catch {
       return null;
     }
+    try {
+      if (!(await detectOciArchive(archive.read))) return null;
+      return await importOci(store, archive.read, { tag: opts.tag, gunzip, streams: archive.streams, ...streaming });
+    } finally {
+      await archive.close();
+    }
+  }
+  let bytes: Uint8Array = new Uint8Array(await readFile(src));
+  try {
+    bytes = gunzip(bytes);
+  } catch (e) {
+    throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`);
+  }
+  let read: ArchiveReader;
+  try {
+    read = tarReader(bytes);
+  } catch {
+    return null;
   }
   if (!(await detectOciArchive(read))) return null;
-  return importOci(store, read, { tag: opts.tag, gunzip });
+  return importOci(store, read, { tag: opts.tag, gunzip, ...streaming });
 }
 
 /** Pushes an image to a registry (`host[:port]/repo[:tag]`), layers gzipped deterministically. */
@@ -74,4 +292,21 @@ export function pushToRegistry(store: Store, image: string, ref: string, opts: {
 /** Pulls an image from a registry and tags it (the reference's `repo:tag`, or `opts.tag`). */
 export function pullFromRegistry(store: Store, ref: string, opts: { tag?: string } = {}): Promise<PullResult> {
   return pullImage(store, ref, { gunzip, ...opts });
+}
+
+/** A bundle (see bundlePieces) written to the file `out` as it is made. */
+export async function exportBundleToFile(store: Store, what: { images?: string[]; boxes?: string[] }, out: string): Promise<void> {
+  const pieces = bundlePieces(store, what);
+  // The first piece is made before the file is opened: nothing is left behind when there is nothing to export.
+  const first = await pieces.next();
+  const fd = openSync(out, 'w');
+  try {
+    if (!first.done) writeAll(fd, first.value);
+    for await (const piece of pieces) writeAll(fd, piece);
+  } catch (e) {
+    closeSync(fd);
+    await rm(out, { force: true });
+    throw e;
+  }
+  closeSync(fd);
 }

@@ -2,7 +2,7 @@ import { type Digest, isDigest } from '../digest.js';
 import { LayerboxError } from '../errno.js';
 import { parseTag } from '../image.js';
 import type { Store } from '../store/store.js';
-import { type TarEntry, writeTar } from '../tar.js';
+import { type TarEntry, tarPieces, writeTar } from '../tar.js';
 import { encodeImage } from '../image.js';
 import { fromUtf8 } from '../text.js';
 import { type Descriptor, LAYERBOX_IMAGE, LAYERBOX_LAYER, MEDIA, OCI_LAYOUT, REF_NAME, imageConfigJson, ociIndexJson, ociManifestJson } from './format.js';
@@ -21,7 +21,26 @@ export interface OciExportOptions {
    * (`dev.layerbox.layer`), so an import can keep the image's digest.
    */
   layerboxAnnotations?: boolean;
+  /**
+   * Where layers go when they may be too big to hold (a file of gigabytes):
+   * takes the layer tar as pieces (`tar()` makes them again, the same, on
+   * every call), keeps or remakes the blob (for `oci` gzipped with the
+   * deterministic gzip), and gives back the tar's digest (the diff id), the
+   * blob's digest and size, and its bytes again as pieces. Without it, each
+   * layer is built in memory with `gzip`.
+   */
+  layerSink?: (tar: () => Iterable<Uint8Array>, gzip: boolean) => Promise<StoredLayer>;
 }
+
+/** A layer blob kept by a `layerSink`. */
+export interface StoredLayer {
+  diffId: Digest;
+  digest: Digest;
+  size: number;
+  body: () => Iterable<Uint8Array>;
+}
+
+type BlobContent = { data: Uint8Array } | { size: number; body: () => Iterable<Uint8Array> };
 
 function safeTag(ref: string): string | null {
   try {
@@ -31,7 +50,7 @@ function safeTag(ref: string): string | null {
   }
 }
 
-const file = (path: string, data: Uint8Array): TarEntry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data });
+const file = (path: string, data: Uint8Array | BlobContent): TarEntry => ({ path, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, ...(data instanceof Uint8Array ? { data } : data) });
 const dir = (path: string): TarEntry => ({ path, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
 
 /**
@@ -43,9 +62,9 @@ const dir = (path: string): TarEntry => ({ path, type: 'dir', mode: 0o755, uid: 
  */
 export async function exportOci(store: Store, images: string[], opts: OciExportOptions): Promise<TarEntry[]> {
   if (!images.length) throw new LayerboxError('nothing to export: name an image');
-  if (opts.format === 'oci' && !opts.gzip) throw new LayerboxError('OCI export needs a gzip implementation');
+  if (opts.format === 'oci' && !opts.gzip && !opts.layerSink) throw new LayerboxError('OCI export needs a gzip implementation');
   const refs = await store.backend.readRefs();
-  const blobs = new Map<string, Uint8Array>();
+  const blobs = new Map<string, Uint8Array | BlobContent>();
   /** Layer results by the digests of the layers up to it (a redirect's content depends on the layers below). */
   const layers = new Map<string, { diffId: Digest; blob: Descriptor; path: string }>();
   const indexEntries: Descriptor[] = [];
@@ -63,18 +82,28 @@ export async function exportOci(store: Store, images: string[], opts: OciExportO
       const key = m.layers.slice(0, i + 1).map((l) => l.digest).join(',');
       let l = layers.get(key);
       if (!l) {
-        const tar = writeTar(layerTarEntries(lowers, i, store.overlayOptions(), `layer ${i + 1} (${m.layers[i]!.digest}) of ${ref}`));
-        const diffId = store.digest(tar);
-        if (opts.format === 'oci') {
-          const gz = await opts.gzip!(tar);
-          const d = store.digest(gz);
-          const path = `blobs/sha256/${d.slice(7)}`;
-          blobs.set(path, gz);
-          l = { diffId, blob: { mediaType: MEDIA.layerGzip, digest: d, size: gz.length }, path };
+        const entries = layerTarEntries(lowers, i, store.overlayOptions(), `layer ${i + 1} (${m.layers[i]!.digest}) of ${ref}`);
+        const gz = opts.format === 'oci';
+        if (opts.layerSink) {
+          // Streamed: the tar is made piece by piece as the sink takes it.
+          const s = await opts.layerSink(() => tarPieces(entries), gz);
+          const path = gz ? `blobs/sha256/${s.digest.slice(7)}` : `${s.diffId.slice(7)}/layer.tar`;
+          blobs.set(path, { size: s.size, body: s.body });
+          l = { diffId: s.diffId, blob: { mediaType: gz ? MEDIA.layerGzip : MEDIA.layerTar, digest: s.digest, size: s.size }, path };
         } else {
-          const path = `${diffId.slice(7)}/layer.tar`;
-          blobs.set(path, tar);
-          l = { diffId, blob: { mediaType: MEDIA.layerTar, digest: diffId, size: tar.length }, path };
+          const tar = writeTar(entries);
+          const diffId = store.digest(tar);
+          if (gz) {
+            const gzb = await opts.gzip!(tar);
+            const d = store.digest(gzb);
+            const path = `blobs/sha256/${d.slice(7)}`;
+            blobs.set(path, gzb);
+            l = { diffId, blob: { mediaType: MEDIA.layerGzip, digest: d, size: gzb.length }, path };
+          } else {
+            const path = `${diffId.slice(7)}/layer.tar`;
+            blobs.set(path, tar);
+            l = { diffId, blob: { mediaType: MEDIA.layerTar, digest: diffId, size: tar.length }, path };
+          }
         }
         layers.set(key, l);
       }

@@ -1,9 +1,11 @@
-import { addTarBytes } from '../archive.js';
-import { type Digest, isDigest } from '../digest.js';
+import { addTarBytes, addTarStream } from '../archive.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { type Digest, isDigest, toHex } from '../digest.js';
 import { LayerboxError } from '../errno.js';
 import { type ImageConfig, decodeImage, parseTag } from '../image.js';
 import { utf8 } from '../text.js';
 import type { Store } from '../store/store.js';
+import type { LayerBuilder } from '../builder.js';
 import { LAYERBOX_IMAGE, LAYERBOX_LAYER, MEDIA, REF_NAME, type Descriptor, OS, checkDescriptor, parseJson } from './format.js';
 
 /** Reads a member of an archive (an OCI layout or a docker save archive) by its relative path; null when missing. */
@@ -14,7 +16,39 @@ export interface OciImportOptions {
   tag?: string;
   /** The host's gunzip; a bad or truncated stream must throw. */
   gunzip: (data: Uint8Array) => Uint8Array | Promise<Uint8Array>;
+  /**
+   * Optional: members as streams. With it, every layer is read, unpacked,
+   * verified and stored as it streams, never held whole (a small gzip layer
+   * may unpack to gigabytes).
+   */
+  streams?: ArchiveStreams;
+  /** The host's streaming gunzip (needed for big gzip layers); a bad or truncated stream must throw. */
+  gunzipStream?: (data: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>;
+  /** An incremental sha256 (the host's, faster than the portable one). */
+  hasher?: () => StreamHasher;
 }
+
+/** Members of an archive as streams: their size (null when missing) and their bytes in pieces. */
+export interface ArchiveStreams {
+  size(path: string): Promise<number | null>;
+  stream(path: string): AsyncIterable<Uint8Array>;
+}
+
+export interface StreamHasher {
+  update(b: Uint8Array): void;
+  digest(): Digest;
+}
+
+/** A member too big to hold: its size and its bytes as a stream. */
+interface BigMember {
+  size: number;
+  stream: () => AsyncIterable<Uint8Array>;
+}
+
+const portableHasher = (): StreamHasher => {
+  const h = sha256.create();
+  return { update: (b) => void h.update(b), digest: () => `sha256:${toHex(h.digest())}` };
+};
 
 export type OciArchiveKind = 'oci' | 'docker';
 
@@ -28,7 +62,8 @@ export async function detectOciArchive(read: ArchiveReader): Promise<OciArchiveK
 /** One image of the archive, fully read and verified before anything is stored. */
 interface Planned {
   what: string;
-  layers: Array<{ tar: Uint8Array; digest: Digest }>;
+  /** A layer's tar: bytes, or (a big layer) a stream that checks the diff_id as it ends. */
+  layers: Array<{ tar: Uint8Array | (() => AsyncGenerator<Uint8Array>); digest: Digest }>;
   config: ImageConfig;
   history: Array<{ created?: string; createdBy: string; comment: string }>;
   tags: string[];
@@ -58,7 +93,73 @@ function tagOf(ref: unknown, what: string): string {
 }
 
 class Reader {
-  constructor(private store: Store, private read: ArchiveReader, private gunzip: OciImportOptions['gunzip']) {}
+  private gunzip: OciImportOptions['gunzip'];
+  constructor(private store: Store, private read: ArchiveReader, private opts: OciImportOptions) {
+    this.gunzip = opts.gunzip;
+  }
+
+  /** A layer member as a stream, when the archive can stream; null otherwise. */
+  async big(path: string): Promise<BigMember | null> {
+    const streams = this.opts.streams;
+    if (!streams) return null;
+    const size = await streams.size(path);
+    if (size === null) return null;
+    return { size, stream: () => streams.stream(path) };
+  }
+
+  /** A stream passed through unchanged, hashed as it goes; at its end a mismatch with `digest` throws. */
+  async *checked(src: AsyncIterable<Uint8Array>, digest: Digest, what: string, size?: number): AsyncGenerator<Uint8Array> {
+    const h = (this.opts.hasher ?? portableHasher)();
+    let n = 0;
+    for await (const p of src) {
+      h.update(p);
+      n += p.length;
+      yield p;
+    }
+    const got = h.digest();
+    if (got !== digest) throw new LayerboxError(`${what}: blob ${digest} does not match its digest (its content hashes to ${got})`);
+    if (size !== undefined && n !== size) throw new LayerboxError(`${what}: blob ${digest} has ${n} bytes, its descriptor says ${size}`);
+  }
+
+  /** A layer blob of an OCI layout: bytes, or a checked stream when it is big. */
+  async layerBlob(d: Descriptor, what: string): Promise<Uint8Array | BigMember> {
+    const big = await this.big(`blobs/sha256/${d.digest.slice(7)}`);
+    if (!big) return this.blob(d, what);
+    // The digest is checked before the size, as for a blob read whole.
+    return { size: big.size, stream: () => this.checked(big.stream(), d.digest, what, d.size) };
+  }
+
+  /** A big layer as its uncompressed tar, streamed: gzip detected by its magic, the diff_id checked at its end. */
+  async *layerStream(b: BigMember, diffId: Digest, what: string): AsyncGenerator<Uint8Array> {
+    const src = b.stream()[Symbol.asyncIterator]();
+    const first = await src.next();
+    if (first.done) throw new LayerboxError(`${what}: empty layer`);
+    const head = first.value;
+    if (starts(head, ZSTD)) throw new LayerboxError(`${what}: zstd-compressed layers are not supported`);
+    const whole = (async function* () {
+      yield head;
+      for (let r = await src.next(); !r.done; r = await src.next()) yield r.value;
+    })();
+    const gz = starts(head, GZIP);
+    if (gz && !this.opts.gunzipStream) throw new LayerboxError(`${what}: a gzip layer of ${b.size} bytes needs a streaming gunzip`);
+    const tar = gz ? this.opts.gunzipStream!(whole) : whole;
+    const h = (this.opts.hasher ?? portableHasher)();
+    const it = tar[Symbol.asyncIterator]();
+    for (;;) {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        if (e instanceof LayerboxError || !gz) throw e;
+        throw new LayerboxError(`${what}: bad gzip stream: ${(e as Error)?.message ?? e}`);
+      }
+      if (r.done) break;
+      h.update(r.value);
+      yield r.value;
+    }
+    const got = h.digest();
+    if (got !== diffId) throw new LayerboxError(`${what}: uncompressed layer hashes to ${got}, but the image config's diff_id is ${diffId}`);
+  }
 
   async member(path: string, what: string): Promise<Uint8Array> {
     const b = await this.read(path);
@@ -80,8 +181,9 @@ class Reader {
   }
 
   /** A layer as an uncompressed tar (gzip detected by its magic), checked against its diff_id. */
-  async layer(b: Uint8Array, diffId: unknown, what: string): Promise<Uint8Array> {
+  async layer(b: Uint8Array | BigMember, diffId: unknown, what: string): Promise<Planned['layers'][number]['tar']> {
     if (!isDigest(diffId)) throw new LayerboxError(`${what}: invalid diff_id ${JSON.stringify(diffId)}`);
+    if (!(b instanceof Uint8Array)) return () => this.layerStream(b, diffId, what);
     let tar = b;
     if (starts(b, ZSTD)) throw new LayerboxError(`${what}: zstd-compressed layers are not supported`);
     if (starts(b, GZIP)) {
@@ -97,7 +199,7 @@ class Reader {
   }
 
   /** Config, history and layers of one image config document and its layer blobs. */
-  async plan(configDoc: any, layerBlobs: Array<() => Promise<Uint8Array>>, tags: string[], what: string): Promise<Planned> {
+  async plan(configDoc: any, layerBlobs: Array<() => Promise<Uint8Array | BigMember>>, tags: string[], what: string): Promise<Planned> {
     if (!configDoc || typeof configDoc !== 'object') throw new LayerboxError(`${what}: bad image config`);
     const diffIds = configDoc.rootfs?.diff_ids;
     if (!Array.isArray(diffIds)) throw new LayerboxError(`${what}: the image config has no rootfs.diff_ids`);
@@ -167,7 +269,7 @@ class Reader {
       const layerDescs = m.layers.map((l: any, i: number) => checkDescriptor(l, `${what}, layer ${i + 1}`));
       for (const [i, l] of layerDescs.entries())
         if (l.mediaType === MEDIA.layerZstd || /zstd/.test(l.mediaType ?? '')) throw new LayerboxError(`${what}, layer ${i + 1}: zstd-compressed layers are not supported`);
-      const p = await this.plan(configDoc, layerDescs.map((l: Descriptor, i: number) => () => this.blob(l, `${what}, layer ${i + 1}`)), [...new Set(tags)], what);
+      const p = await this.plan(configDoc, layerDescs.map((l: Descriptor, i: number) => () => this.layerBlob(l, `${what}, layer ${i + 1}`)), [...new Set(tags)], what);
       const image = m.annotations?.[LAYERBOX_IMAGE];
       if (typeof image === 'string') p.layerbox = { image, layers: layerDescs.map((l: Descriptor) => l.annotations?.[LAYERBOX_LAYER]) };
       out.push(p);
@@ -191,8 +293,10 @@ class Reader {
       const layerPaths = e.Layers.map((p: unknown, i: number) => memberPath(p, `${what}, layer ${i + 1}`));
       const tags = (Array.isArray(e.RepoTags) ? e.RepoTags : []).map((t: unknown) => tagOf(t, `${what}, RepoTags`));
       out.push(await this.plan(parseJson(config, `${what}, config`), layerPaths.map((p: string, i: number) => async () => {
-        const b = await this.member(p, `${what}, layer ${i + 1}`);
         const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(p);
+        const big = await this.big(p);
+        if (big) return m ? { size: big.size, stream: () => this.checked(big.stream(), `sha256:${m[1]}`, `${what}, layer ${i + 1}`) } : big;
+        const b = await this.member(p, `${what}, layer ${i + 1}`);
         if (m) this.verify(b, `sha256:${m[1]}`, `${what}, layer ${i + 1}`);
         return b;
       }), tags, what));
@@ -244,7 +348,7 @@ async function keepLayerboxImage(store: Store, stacked: Digest, ann: NonNullable
 export async function importOci(store: Store, read: ArchiveReader, opts: OciImportOptions): Promise<Array<{ digest: Digest; tags: string[]; note?: string }>> {
   const kind = await detectOciArchive(read);
   if (!kind) throw new LayerboxError('not an OCI image layout or a docker save archive');
-  const r = new Reader(store, read, opts.gunzip);
+  const r = new Reader(store, read, opts);
   const plans = kind === 'oci' ? await r.planOci() : await r.planDocker();
   if (opts.tag !== undefined) {
     if (plans.length !== 1) throw new LayerboxError(`--tag needs an archive with one image; this one has ${plans.length}`);
@@ -257,7 +361,14 @@ export async function importOci(store: Store, read: ArchiveReader, opts: OciImpo
     for (let i = 0; i < p.layers.length; i++) {
       const l = p.layers[i]!, h = p.history[i]!;
       try {
-        parent = await store.importLayerOnto(parent, (b) => addTarBytes(b, l.tar), { created: h.created, createdBy: h.createdBy, comment: h.comment, config: p.config });
+        const tar = l.tar;
+        const fill = tar instanceof Uint8Array ? (b: LayerBuilder) => addTarBytes(b, tar) : async (b: LayerBuilder) => {
+          const stream = tar();
+          await addTarStream(b, stream);
+          // The tar may end before its stream does (padding): read on, so the digests are checked.
+          for await (const _ of stream);
+        };
+        parent = await store.importLayerOnto(parent, fill, { created: h.created, createdBy: h.createdBy, comment: h.comment, config: p.config });
       } catch (e) {
         if (e instanceof LayerboxError) throw new LayerboxError(`${p.what}, layer ${i + 1} (${l.digest}): ${e.message}`, { errno: e.errno, cause: e });
         throw e;

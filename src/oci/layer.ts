@@ -46,7 +46,8 @@ export function layerTarEntries(lowers: readonly LowerLayer[], index: number, op
     const f = first.get(l);
     if (f !== undefined) out.push({ path, type: 'hardlink', ...m, linkname: f });
     else if (l.kind === 'symlink') out.push({ path, type: 'symlink', ...m, linkname: l.target });
-    else out.push({ path, type: 'file', ...m, data: ov.content.read(l, 0, l.size) });
+    // Content is read as the tar is written, piece by piece: a file may be far bigger than memory.
+    else out.push({ path, type: 'file', ...m, size: l.size, body: () => ov.content.pieces(l) });
     if (f === undefined) first.set(l, path);
   };
   // Depth first on an explicit stack of work, in the order a recursive walk

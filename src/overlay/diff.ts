@@ -1,5 +1,6 @@
 import { joinPath } from '../path.js';
 import type { MDir, Overlay } from './overlay.js';
+import { sameChunks } from './content.js';
 import { type DirNode, type Leaf, type Meta, UPPER } from './nodes.js';
 
 /** One line of `diff`: Added, Changed or Deleted, against the box's image. */
@@ -17,7 +18,7 @@ function sameLeaf(a: Leaf, b: Leaf): boolean {
   if (a.kind !== b.kind || !sameMeta(a.meta, b.meta)) return false;
   if (a.kind === 'symlink') return a.target === (b as typeof a).target;
   const bf = b as typeof a;
-  return a.size === bf.size && a.chunks.length === bf.chunks.length && a.chunks.every((c, i) => typeof c === 'string' || c === null ? c === bf.chunks[i] : false);
+  return a.size === bf.size && sameChunks(a.chunks, bf.chunks);
 }
 
 /**

@@ -11,11 +11,19 @@ export interface Meta {
 }
 
 /**
- * A chunk of file content: a stored digest, bytes changed since the last
- * flush, or null for zeros. Invariant: bytes and stored blobs hold exactly
- * the chunk's covered length, so equal content has equal chunks.
+ * A chunk of file content: a stored digest or bytes changed since the last
+ * flush. Invariant: bytes and stored blobs hold exactly the chunk's covered
+ * length, so equal content has equal chunks.
  */
-export type Chunk = Digest | Uint8Array | null;
+export type Chunk = Digest | Uint8Array;
+
+/**
+ * A file's chunks by index; an index that is absent is a hole (zeros). Sparse
+ * so that memory grows with the chunks written, never with the file's size:
+ * a 1 TiB file with one chunk written is one entry. Iteration order is
+ * insertion order, so code that needs index order sorts the keys.
+ */
+export type ChunkMap<T = Chunk> = Map<number, T>;
 
 /** Index of the writable upper in a stack (above every lower layer). */
 export const UPPER = 1e9;
@@ -30,7 +38,7 @@ interface NodeBase {
 export interface FileNode extends NodeBase {
   kind: 'file';
   size: number;
-  chunks: Chunk[];
+  chunks: ChunkMap;
   nlink: number;
   /** Lower nodes: the names this inode has in its own layer (a hard-link group has several). */
   paths: string[];

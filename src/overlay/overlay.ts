@@ -1,7 +1,7 @@
 import type { Digest } from '../digest.js';
 import { fsError } from '../errno.js';
 import { NAME_MAX, PATH_MAX, checkName, joinPath, parentOf } from '../path.js';
-import { FileContent } from './content.js';
+import { DEFAULT_MAX_FILE_BYTES, FileContent } from './content.js';
 import { utf8, utf8Length } from '../text.js';
 import { type Chunk, type DirNode, type FileNode, type Leaf, type Meta, type Node, type SymlinkNode, UPPER, UPPER_INO_BASE, WHITEOUT, newDir } from './nodes.js';
 import { type LowerLayer, type UpperState, emptyUpper } from './tree.js';
@@ -35,6 +35,8 @@ export interface OverlayOptions {
 export interface BoxLimits {
   maxUpperBytes?: number;
   maxFiles?: number;
+  /** Largest size of one file (default DEFAULT_MAX_FILE_BYTES, 1 TiB): a write or truncate past it fails with EFBIG. */
+  maxFileBytes?: number;
 }
 
 /** What the upper holds, as counted against BoxLimits. */
@@ -220,7 +222,7 @@ export class Overlay {
   private chunkCost(c: Chunk | undefined | 'own', k: number, size: number, base: FileNode | null): number {
     const len = this.covered(size, k);
     if (c === 'own' || c instanceof Uint8Array || !base) return len;
-    return (base.chunks[k] ?? null) === (c ?? null) && this.covered(base.size, k) === len ? 0 : len;
+    return base.chunks.get(k) === c && this.covered(base.size, k) === len ? 0 : len;
   }
 
   private fileBase(f: FileNode): FileNode | null {
@@ -228,18 +230,60 @@ export class Overlay {
     return b?.kind === 'file' ? b : null;
   }
 
+  /**
+   * Sum of g(k) for k in [lo, hi] in O(chunks present), not O(size): g may
+   * change only at the given breakpoints and at chunks present in `maps`;
+   * between them it is constant (holes everywhere, sizes on the same side),
+   * so each such stretch costs one call.
+   */
+  private sumChunks(lo: number, hi: number, maps: ReadonlyMap<number, unknown>[], cuts: number[], g: (k: number) => number): number {
+    if (hi < lo) return 0;
+    let total = 0;
+    // A short range (a write's few chunks) is summed chunk by chunk: O(range), whatever the file holds.
+    if (hi - lo < 64 + maps.reduce((n, m) => n + m.size, 0)) {
+      for (let k = lo; k <= hi; k++) total += g(k);
+      return total;
+    }
+    const points = new Set<number>([lo, hi + 1]);
+    const add = (k: number) => {
+      if (k > lo && k <= hi) points.add(k);
+    };
+    for (const k of cuts) add(k);
+    for (const m of maps) for (const k of m.keys()) {
+      add(k);
+      add(k + 1);
+    }
+    const ps = [...points].sort((a, b) => a - b);
+    for (let i = 0; i + 1 < ps.length; i++) total += g(ps[i]!) * (ps[i + 1]! - ps[i]!);
+    return total;
+  }
+
+  /** Where chunk coverage changes for a file of `size` bytes: the last partial chunk and the end. */
+  private sizeCuts(size: number): number[] {
+    const cs = this.content.chunkSize;
+    return [Math.floor(size / cs), Math.floor(size / cs) + 1];
+  }
+
   private fileBytes(f: FileNode): number {
     const base = this.fileBase(f);
-    let total = 0;
-    for (let k = 0, n = Math.ceil(f.size / this.content.chunkSize); k < n; k++) total += this.chunkCost(f.chunks[k], k, f.size, base);
-    return total;
+    const n = Math.ceil(f.size / this.content.chunkSize);
+    const maps = base ? [f.chunks, base.chunks] : [f.chunks];
+    const cuts = [...this.sizeCuts(f.size), ...(base ? this.sizeCuts(base.size) : [])];
+    return this.sumChunks(0, n - 1, maps, cuts, (k) => this.chunkCost(f.chunks.get(k), k, f.size, base));
+  }
+
+  /** Throws EFBIG, changing nothing, when a file would grow past the largest size a box allows. */
+  private checkFileSize(size: number): void {
+    const max = this.limits.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    if (size > max) throw fsError('FBIG', `a file of ${size} bytes would pass the largest file size of ${max}`);
   }
 
   /**
    * The change in upper bytes if `leaf` goes to `newSize` with bytes
    * [wFrom, wTo) written, mirroring FileContent (written and resized chunks
    * become owned bytes, new chunks holes). Looks only at the chunks the change
-   * touches. Throws ENOSPC, changing nothing, when it would pass the limit.
+   * touches, holes in stretches at a time. Throws ENOSPC, changing nothing,
+   * when it would pass the limit.
    */
   private reserveBytes(leaf: Leaf, newSize: number, wFrom: number, wTo: number): number {
     if (leaf.kind !== 'file' || (leaf.layer === UPPER && leaf.nlink <= 0)) return 0;
@@ -250,18 +294,19 @@ export class Overlay {
     if (wTo > wFrom) [lo, hi] = [wf, wl];
     if (newSize > old) [lo, hi] = [Math.min(lo, old % cs ? oldN - 1 : oldN), Math.max(hi, newN - 1)];
     else if (newSize < old) [lo, hi] = [Math.min(lo, newSize % cs ? newN - 1 : newN), Math.max(hi, oldN - 1)];
-    let delta = 0;
-    for (let k = lo; k <= hi; k++) {
-      const before = k < oldN ? this.chunkCost(leaf.chunks[k], k, old, base) : 0;
+    const cuts = [...this.sizeCuts(old), ...this.sizeCuts(newSize), ...(base ? this.sizeCuts(base.size) : []), oldN, newN];
+    if (wTo > wFrom) cuts.push(wf, wl + 1);
+    const delta = this.sumChunks(lo, hi, base ? [leaf.chunks, base.chunks] : [leaf.chunks], cuts, (k) => {
+      const before = k < oldN ? this.chunkCost(leaf.chunks.get(k), k, old, base) : 0;
       let after = 0;
       if (k >= newN) after = 0;
       else if (wTo > wFrom && k >= wf && k <= wl) after = this.covered(newSize, k);
       else if (k < oldN) {
-        const c = leaf.chunks[k] ?? null;
-        after = this.chunkCost(c !== null && this.covered(old, k) !== this.covered(newSize, k) ? 'own' : c, k, newSize, base);
-      } else after = this.chunkCost(null, k, newSize, base);
-      delta += after - before;
-    }
+        const c = leaf.chunks.get(k);
+        after = this.chunkCost(c !== undefined && this.covered(old, k) !== this.covered(newSize, k) ? 'own' : c, k, newSize, base);
+      } else after = this.chunkCost(undefined, k, newSize, base);
+      return after - before;
+    });
     const max = this.limits.maxUpperBytes;
     if (delta > 0 && max !== undefined && this.used.upperBytes + delta > max) throw fsError('NOSPC', `box quota: ${this.used.upperBytes + delta} bytes in the upper would pass the limit of ${max}`);
     return delta;
@@ -589,7 +634,7 @@ export class Overlay {
       if (!r.parent) throw fsError('ISDIR', 'is a directory: /');
       this.reserveFiles(1);
       const t = this.now();
-      const node: FileNode = { kind: 'file', ino: this.upper.nextIno++, meta: { mode: (o.mode ?? 0o644) & 0o7777, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, layer: UPPER, size: 0, chunks: [], nlink: 1, paths: [] };
+      const node: FileNode = { kind: 'file', ino: this.upper.nextIno++, meta: { mode: (o.mode ?? 0o644) & 0o7777, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, layer: UPPER, size: 0, chunks: new Map(), nlink: 1, paths: [] };
       this.place(r.parent, r.name, node);
       this.used.files++;
       leaf = node;
@@ -624,6 +669,7 @@ export class Overlay {
 
   /** @internal used by FileHandle */
   writeLeaf(leaf: Leaf, offset: number, data: Uint8Array): void {
+    if (data.length) this.checkFileSize(offset + data.length);
     const delta = data.length && leaf.kind === 'file' ? this.reserveBytes(leaf, Math.max(leaf.size, offset + data.length), offset, offset + data.length) : 0;
     const f = this.writableFile(leaf);
     this.content.write(f, offset, data);
@@ -633,6 +679,7 @@ export class Overlay {
 
   /** @internal used by FileHandle */
   truncateLeaf(leaf: Leaf, size: number): void {
+    if (leaf.kind === 'file' && size > leaf.size) this.checkFileSize(size);
     const delta = this.reserveBytes(leaf, size, 0, 0);
     const f = this.writableFile(leaf);
     this.content.setSize(f, size);
@@ -916,7 +963,7 @@ export class Overlay {
 function cloneLeaf(leaf: Leaf): Leaf {
   const meta = { ...leaf.meta };
   return leaf.kind === 'file'
-    ? { kind: 'file', ino: leaf.ino, meta, layer: UPPER, size: leaf.size, chunks: leaf.chunks.slice(), nlink: 0, paths: [] }
+    ? { kind: 'file', ino: leaf.ino, meta, layer: UPPER, size: leaf.size, chunks: new Map(leaf.chunks), nlink: 0, paths: [] }
     : { kind: 'symlink', ino: leaf.ino, meta, layer: UPPER, target: leaf.target, nlink: 0, paths: [] };
 }
 
@@ -943,10 +990,13 @@ export class FileHandle {
     return this.ov.content.readInto(n, offset, dest);
   }
   write(offset: number, data: Uint8Array): void {
+    // Past 2^53 (a seek far beyond any file): too big, as for any offset past the largest file size.
+    if (offset > Number.MAX_SAFE_INTEGER) throw fsError('FBIG', `offset ${offset} is past the largest file size`);
     if (offset < 0 || !Number.isSafeInteger(offset)) throw fsError('INVAL', `bad offset ${offset}`);
     this.ov.writeLeaf(this.node, offset, data);
   }
   truncate(size: number): void {
+    if (size > Number.MAX_SAFE_INTEGER) throw fsError('FBIG', `size ${size} is past the largest file size`);
     if (size < 0 || !Number.isSafeInteger(size)) throw fsError('INVAL', `bad size ${size}`);
     this.ov.truncateLeaf(this.node, size);
   }

@@ -19,13 +19,15 @@ export function collectDirtyChunks(upper: UpperState, digest: (b: Uint8Array) =>
       if (n.kind === 'dir') stack.push(n);
       else if (n.kind === 'file' && !seen.has(n)) {
         seen.add(n);
-        n.chunks = n.chunks.map((c) => {
-          if (!(c instanceof Uint8Array)) return c;
-          if (isZero(c)) return null;
-          const id = digest(c);
-          blobs.set(id, c);
-          return id;
-        });
+        for (const [k, c] of n.chunks) {
+          if (!(c instanceof Uint8Array)) continue;
+          if (isZero(c)) n.chunks.delete(k);
+          else {
+            const id = digest(c);
+            blobs.set(id, c);
+            n.chunks.set(k, id);
+          }
+        }
       }
     }
   }
@@ -73,10 +75,12 @@ export function upperToTable(upper: UpperState, kind: 'upper' | 'layer', chunkSi
     if (node.kind === 'symlink') e.target = node.target;
     else {
       e.size = node.size;
-      e.chunks = node.chunks.map((c) => {
+      const chunks = new Map<number, Digest>();
+      for (const [k, c] of node.chunks) {
         if (c instanceof Uint8Array) throw new Error('internal: dirty chunk left in a snapshot');
-        return c;
-      });
+        chunks.set(k, c);
+      }
+      e.chunks = chunks;
     }
     return e;
   });

@@ -25,8 +25,8 @@ export function squashTable(ov: Overlay, chunkSize: number): LayerTable {
     if (f !== undefined) entries.push({ ...row(p, 'hardlink', leaf.meta), target: f });
     else if (leaf.kind === 'symlink') entries.push({ ...row(p, 'symlink', leaf.meta), target: leaf.target });
     else {
-      if (leaf.chunks.some((c) => c instanceof Uint8Array)) throw new Error('internal: squash of unflushed content');
-      entries.push({ ...row(p, 'file', leaf.meta), size: leaf.size, chunks: leaf.chunks as LayerEntry['chunks'] });
+      if ([...leaf.chunks.values()].some((c) => c instanceof Uint8Array)) throw new Error('internal: squash of unflushed content');
+      entries.push({ ...row(p, 'file', leaf.meta), size: leaf.size, chunks: leaf.chunks as NonNullable<LayerEntry['chunks']> });
     }
     first.set(leaf, p);
   }

@@ -44,7 +44,7 @@ function buildTree(t: LayerTable, layer: number, inoOf: (e: LayerEntry) => numbe
         break;
       }
       case 'file':
-        node = { kind: 'file', ino: inoOf(e), meta: metaOf(e), layer, size: e.size ?? 0, chunks: [...(e.chunks ?? [])], nlink: 1, paths: [e.path] };
+        node = { kind: 'file', ino: inoOf(e), meta: metaOf(e), layer, size: e.size ?? 0, chunks: new Map(e.chunks), nlink: 1, paths: [e.path] };
         leaves.set(e.path, node);
         break;
       case 'symlink':
@@ -123,7 +123,7 @@ class PagedLayer {
           break;
         }
         case 'file':
-          into.set(e.name, { kind: 'file', ino: this.ino(path), meta, layer: this.index, size: e.size ?? 0, chunks: e.chunks ?? [], nlink: paths.length, paths });
+          into.set(e.name, { kind: 'file', ino: this.ino(path), meta, layer: this.index, size: e.size ?? 0, chunks: e.chunks ?? new Map(), nlink: paths.length, paths });
           break;
         case 'symlink':
           into.set(e.name, { kind: 'symlink', ino: this.ino(path), meta, layer: this.index, target: e.target ?? '', nlink: paths.length, paths });

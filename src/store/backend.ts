@@ -83,7 +83,7 @@ export function emptyRefs(): RefsDoc {
 }
 
 /** Upper bounds of box limits: beyond them a limit is a mistake or an attack, not a quota. */
-export const LIMIT_BOUNDS: Readonly<Required<BoxLimits>> = { maxUpperBytes: 2 ** 50, maxFiles: 2 ** 32 };
+export const LIMIT_BOUNDS: Readonly<Required<BoxLimits>> = { maxUpperBytes: 2 ** 50, maxFiles: 2 ** 32, maxFileBytes: 2 ** 52 };
 
 /** Validates box limits: each given one a non-negative safe integer within LIMIT_BOUNDS; undefined when none is set. */
 export function checkLimits(limits: unknown, where = 'box limit'): BoxLimits | undefined {
@@ -91,7 +91,7 @@ export function checkLimits(limits: unknown, where = 'box limit'): BoxLimits | u
   if (!isRecord(limits)) throw new LayerboxError(`${where}s must be an object, got ${show(limits)}`);
   const out: BoxLimits = {};
   for (const key of Object.keys(limits)) if (!(key in LIMIT_BOUNDS)) throw new LayerboxError(`unknown ${where} ${show(key)}`);
-  for (const key of ['maxUpperBytes', 'maxFiles'] as const) {
+  for (const key of ['maxUpperBytes', 'maxFiles', 'maxFileBytes'] as const) {
     const v = limits[key];
     if (v === undefined) continue;
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > LIMIT_BOUNDS[key]) throw new LayerboxError(`${where} ${key} must be an integer from 0 to ${LIMIT_BOUNDS[key]}, got ${show(v)}`);

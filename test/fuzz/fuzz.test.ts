@@ -40,7 +40,7 @@ function sampleTable(): Uint8Array {
     entries: [
       { path: '', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1n },
       { path: 'a', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 2n, opaque: true },
-      { path: 'a/f', type: 'file', mode: 0o644, uid: 1, gid: 2, mtime: 3n, size: 9, chunks: [digestOf(new Uint8Array(8)), null] },
+      { path: 'a/f', type: 'file', mode: 0o644, uid: 1, gid: 2, mtime: 3n, size: 9, chunks: new Map([[0, digestOf(new Uint8Array(8))]]) },
       { path: 'a/l', type: 'hardlink', mode: 0o644, uid: 1, gid: 2, mtime: 3n, target: 'a/f' },
       { path: 'b', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 4n, redirect: 'z' },
       { path: 's', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 5n, target: '../x' },
