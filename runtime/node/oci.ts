@@ -272,20 +272,42 @@ export async function importOciArchive(store: Store, src: string, opts: { tag?: 
       await archive.close();
     }
   }
-  let bytes: Uint8Array = new Uint8Array(await readFile(src));
+  // A gzip archive is gunzipped as a stream into a temporary file in the store's
+  // tmp (zero runs left as holes), then read by offsets like a plain one: a
+  // small file that expands to gigabytes never sits in memory.
+  const dir = tmpDirOf(store);
+  await mkdir(dir, { recursive: true });
+  const plain = join(dir, `${process.pid}-gunzip-${randomBytes(8).toString('hex')}`);
   try {
-    bytes = gunzip(bytes);
-  } catch (e) {
-    throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`);
+    const out = await open(plain, 'wx', 0o600);
+    let at = 0;
+    try {
+      for await (const p of gunzipStream(createReadStream(src, { highWaterMark: 1 << 20 }))) {
+        if (!isZero(p)) for (let o = 0; o < p.length; ) o += (await out.write(p, o, p.length - o, at + o)).bytesWritten;
+        at += p.length;
+      }
+      await out.truncate(at);
+    } catch (e) {
+      if (e instanceof LayerboxError || (e as { code?: string }).code?.startsWith('E') && !(e as { code?: string }).code?.startsWith('ERR_')) throw e;
+      throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`);
+    } finally {
+      await out.close();
+    }
+    let archive;
+    try {
+      archive = await tarFileArchive(plain, at);
+    } catch {
+      return null;
+    }
+    try {
+      if (!(await detectOciArchive(archive.read))) return null;
+      return await importOci(store, archive.read, { tag: opts.tag, gunzip, streams: archive.streams, ...streaming });
+    } finally {
+      await archive.close();
+    }
+  } finally {
+    await rm(plain, { force: true });
   }
-  let read: ArchiveReader;
-  try {
-    read = tarReader(bytes);
-  } catch {
-    return null;
-  }
-  if (!(await detectOciArchive(read))) return null;
-  return importOci(store, read, { tag: opts.tag, gunzip, ...streaming });
 }
 
 /** deterministicGzip as a stream (zlib's output does not depend on how its input is cut). */

@@ -26,7 +26,7 @@ export const defaultStreamHasher: StreamHasher = () => {
   return { update: (d) => void h.update(d), digest: () => `sha256:${toHex(h.digest())}` };
 };
 
-/** Manifests, indexes, configs, token responses: JSON documents held in memory, never larger than this. */
+/** Manifests, indexes, configs: JSON documents held in memory, never larger than this. */
 export const MAX_DOCUMENT = 4 << 20;
 
 export const MiB = (n: number): string => (n >= 1 << 20 ? `${Math.round(n / (1 << 20))} MB` : n >= 1024 ? `${Math.round(n / 1024)} kB` : `${n} bytes`);
@@ -47,24 +47,6 @@ export async function readCapped(src: ByteStream, max: number, what: string): Pr
     o += p.length;
   }
   return out;
-}
-
-/** Bytes or a member, read into memory with a cap. */
-export function readMember(m: Uint8Array | ArchiveMember, max: number, what: string): Promise<Uint8Array> {
-  if (m instanceof Uint8Array) {
-    if (m.length > max) throw new LayerboxError(`${what} is larger than ${MiB(max)}; refusing it`);
-    return Promise.resolve(m);
-  }
-  if (m.size !== undefined && m.size > max) throw new LayerboxError(`${what} is larger than ${MiB(max)}; refusing it`);
-  return readCapped(m.stream(), max, what);
-}
-
-export function memberStream(m: Uint8Array | ArchiveMember): ByteStream {
-  if (!(m instanceof Uint8Array)) return m.stream();
-  return (async function* () {
-    // Pieces, so a consumer never sees one huge buffer it has to copy.
-    for (let i = 0; i < m.length; i += 1 << 20) yield m.subarray(i, i + (1 << 20));
-  })();
 }
 
 /**
@@ -96,49 +78,4 @@ export function verifying(src: ByteStream, hasher: StreamHasher, expect: { diges
       if (expect.size !== undefined && bytes !== expect.size) throw new LayerboxError(`${what}: blob ${expect.digest} has ${bytes} bytes, its descriptor says ${expect.size}`);
     },
   };
-}
-
-/** The first `n` bytes of a stream (fewer if it is shorter), and the whole stream again. */
-export async function peek(src: ByteStream, n: number): Promise<{ head: Uint8Array; stream: ByteStream }> {
-  const it = src[Symbol.asyncIterator]();
-  const held: Uint8Array[] = [];
-  let have = 0;
-  let done = false;
-  while (have < n) {
-    const r = await it.next();
-    if (r.done) {
-      done = true;
-      break;
-    }
-    held.push(r.value);
-    have += r.value.length;
-  }
-  const head = new Uint8Array(Math.min(n, have));
-  let o = 0;
-  for (const p of held) {
-    if (o >= head.length) break;
-    const take = p.subarray(0, head.length - o);
-    head.set(take, o);
-    o += take.length;
-  }
-  const stream = (async function* () {
-    try {
-      yield* held;
-      held.length = 0;
-      if (done) return;
-      for (;;) {
-        const r = await it.next();
-        if (r.done) return;
-        yield r.value;
-      }
-    } finally {
-      await it.return?.();
-    }
-  })();
-  return { head, stream };
-}
-
-/** Reads a stream to its end, dropping the bytes. */
-export async function drain(src: AsyncIterator<Uint8Array>): Promise<void> {
-  for (;;) if ((await src.next()).done) return;
 }
