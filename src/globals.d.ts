@@ -40,3 +40,23 @@ interface LayerboxFetchResponse {
   text(): Promise<string>;
 }
 declare function fetch(url: string, init?: { method?: string; headers?: Record<string, string>; body?: Uint8Array }): Promise<LayerboxFetchResponse>;
+// Streaming registry access (src/oci/registry.ts).
+declare class URL {
+  constructor(url: string, base?: string);
+  readonly href: string;
+  readonly host: string;
+  readonly protocol: string;
+}
+interface AbortSignal {
+  readonly aborted: boolean;
+}
+declare class AbortController {
+  readonly signal: AbortSignal;
+  abort(reason?: unknown): void;
+}
+interface LayerboxReadableStream<R> {
+  getReader(): { read(): Promise<{ done: boolean; value?: R }>; cancel(reason?: unknown): Promise<void> };
+}
+declare var ReadableStream: {
+  new <R>(source: { pull?(c: { enqueue(chunk: R): void; close(): void }): void | Promise<void>; cancel?(): void | Promise<void> }): LayerboxReadableStream<R>;
+};

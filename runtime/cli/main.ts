@@ -44,6 +44,8 @@ Sharing
                                                   localhost, else https); blobs it has are skipped
   pull HOST[:PORT]/REPO[:TAG] [--tag NAME[:TAG]]  pull an image from an OCI registry, tagged REPO:TAG (or --tag);
                                                   an image pushed by layerbox keeps its digest
+    push and pull: [--connect-timeout SEC] (default 30) [--idle-timeout SEC] (default 60): give up on a
+                                                  registry that does not connect, or sends nothing for that long
 Store
   gc                                              remove blobs no tag or box uses
   fsck [--json]                                   verify every blob and reference
@@ -100,6 +102,20 @@ function args(argv: string[], options: Record<string, { type: 'string' | 'boolea
   const { values, positionals } = parseArgs({ args: argv, options: { json: { type: 'boolean' }, ...options }, allowPositionals: true, strict: true });
   if (positionals.length < count[0] || positionals.length > count[1]) throw new UsageError(`wrong number of arguments`);
   return { v: values as Record<string, string | boolean | undefined>, p: positionals };
+}
+
+const NET_FLAGS = { 'connect-timeout': { type: 'string' }, 'idle-timeout': { type: 'string' } } as const;
+
+/** --connect-timeout and --idle-timeout, in seconds. */
+function netOptions(v: Record<string, string | boolean | undefined>): { connectTimeout?: number; idleTimeout?: number } {
+  const sec = (flag: string): number | undefined => {
+    const s = v[flag] as string | undefined;
+    if (s === undefined) return undefined;
+    const n = Number(s);
+    if (!/^\d+(\.\d+)?$/.test(s) || !(n > 0)) throw new UsageError(`--${flag} takes a positive number of seconds, got ${s}`);
+    return n;
+  };
+  return { connectTimeout: sec('connect-timeout'), idleTimeout: sec('idle-timeout') };
 }
 
 async function imageCmd(store: NodeStore, sub: string | undefined, argv: string[]): Promise<void> {
@@ -411,14 +427,14 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       case 'push': {
-        const { p } = args(rest, {}, [2, 2]);
-        const r = await pushToRegistry(store, p[0]!, p[1]!);
+        const { v, p } = args(rest, NET_FLAGS, [2, 2]);
+        const r = await pushToRegistry(store, p[0]!, p[1]!, netOptions(v));
         out(`pushed ${p[1]} (manifest ${r.manifest}): ${r.uploaded} blob${r.uploaded === 1 ? '' : 's'} uploaded, ${r.skipped} already there`);
         return;
       }
       case 'pull': {
-        const { v, p } = args(rest, { tag: { type: 'string', short: 't' } }, [1, 1]);
-        const r = await pullFromRegistry(store, p[0]!, { tag: v.tag as string | undefined });
+        const { v, p } = args(rest, { tag: { type: 'string', short: 't' }, ...NET_FLAGS }, [1, 1]);
+        const r = await pullFromRegistry(store, p[0]!, { tag: v.tag as string | undefined, ...netOptions(v) });
         if (r.note) process.stderr.write(`note: ${r.note}\n`);
         out(`${r.digest} ${r.tag}`);
         return;
@@ -447,7 +463,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 /** Flags that take a value, so `doing` can tell a command's operands from flag values. */
-const VALUE_FLAGS = new Set(['--tag', '-t', '--message', '-m', '--image', '-i', '--box', '--dir', '--env', '-e', '--timeout', '--memory', '--output', '-o', '--format', '--max-upper-bytes', '--max-files', '--port', '-p']);
+const VALUE_FLAGS = new Set(['--tag', '-t', '--message', '-m', '--image', '-i', '--box', '--dir', '--env', '-e', '--timeout', '--memory', '--output', '-o', '--format', '--max-upper-bytes', '--max-files', '--port', '-p', '--connect-timeout', '--idle-timeout']);
 
 /** What a command line does, in words for a host failure: `committing b1`, `importing ./tree`. */
 function doing(argv: string[]): string {

@@ -43,4 +43,4 @@ export async function openStore(target: string, opts: StoreOptions & { create?: 
   }
   return store;
 }
-export { exportOciArchive, exportOciArchiveToFile, exportBundleToFile, importOciArchive, deterministicGzip, tarReader, dirReader, pushToRegistry, pullFromRegistry } from './oci.js';
+export { exportOciArchive, exportOciArchiveToFile, exportBundleToFile, importOciArchive, deterministicGzip, tarReader, dirReader, pushToRegistry, pullFromRegistry , gunzipStream, deterministicGzipStream, nodeFetch, fileSpool } from './oci.js';

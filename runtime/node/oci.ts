@@ -1,12 +1,16 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { closeSync, createReadStream, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { isZero } from '../../src/overlay/content.js';
-import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { constants, createGunzip, createGzip, gunzipSync, gzipSync } from 'node:zlib';
-import { type ArchiveReader, type ArchiveStreams, type Digest, type StreamHasher, readTarAt, LayerboxError, type OciFormat, type PullResult, type PushResult, type Store, type StoredLayer, bundlePieces, detectOciArchive, exportOci, importOci, pullImage, pushImage, readTar, tarPieces, writeTar } from '../../src/index.js';
+import { type ArchiveReader, type ArchiveStreams, type Digest, type StreamHasher, readTarAt, LayerboxError, type OciFormat, type PullResult, type PushResult, type RegistryFetch, type Spool, type SpoolFactory, type Store, type StoredLayer, bundlePieces, detectOciArchive, exportOci, importOci, pullImage, pushImage, readTar, tarPieces, writeTar } from '../../src/index.js';
 
 const GZIP_OPTIONS = { level: 6, memLevel: 8, windowBits: 15, strategy: constants.Z_DEFAULT_STRATEGY };
 
@@ -268,30 +272,145 @@ export async function importOciArchive(store: Store, src: string, opts: { tag?: 
       await archive.close();
     }
   }
-  let bytes: Uint8Array = new Uint8Array(await readFile(src));
+  // A gzip archive is gunzipped as a stream into a temporary file in the store's
+  // tmp (zero runs left as holes), then read by offsets like a plain one: a
+  // small file that expands to gigabytes never sits in memory.
+  const dir = tmpDirOf(store);
+  await mkdir(dir, { recursive: true });
+  const plain = join(dir, `${process.pid}-gunzip-${randomBytes(8).toString('hex')}`);
   try {
-    bytes = gunzip(bytes);
-  } catch (e) {
-    throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`);
+    const out = await open(plain, 'wx', 0o600);
+    let at = 0;
+    try {
+      for await (const p of gunzipStream(createReadStream(src, { highWaterMark: 1 << 20 }))) {
+        if (!isZero(p)) for (let o = 0; o < p.length; ) o += (await out.write(p, o, p.length - o, at + o)).bytesWritten;
+        at += p.length;
+      }
+      await out.truncate(at);
+    } catch (e) {
+      if (e instanceof LayerboxError || (e as { code?: string }).code?.startsWith('E') && !(e as { code?: string }).code?.startsWith('ERR_')) throw e;
+      throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`);
+    } finally {
+      await out.close();
+    }
+    let archive;
+    try {
+      archive = await tarFileArchive(plain, at);
+    } catch {
+      return null;
+    }
+    try {
+      if (!(await detectOciArchive(archive.read))) return null;
+      return await importOci(store, archive.read, { tag: opts.tag, gunzip, streams: archive.streams, ...streaming });
+    } finally {
+      await archive.close();
+    }
+  } finally {
+    await rm(plain, { force: true });
   }
-  let read: ArchiveReader;
-  try {
-    read = tarReader(bytes);
-  } catch {
-    return null;
-  }
-  if (!(await detectOciArchive(read))) return null;
-  return importOci(store, read, { tag: opts.tag, gunzip, ...streaming });
 }
 
-/** Pushes an image to a registry (`host[:port]/repo[:tag]`), layers gzipped deterministically. */
-export function pushToRegistry(store: Store, image: string, ref: string, opts: { onProgress?: (msg: string) => void } = {}): Promise<PushResult> {
-  return pushImage(store, image, ref, { gzip: deterministicGzip, ...opts });
+/** deterministicGzip as a stream (zlib's output does not depend on how its input is cut). */
+export async function* deterministicGzipStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const z = createGzip(GZIP_OPTIONS);
+  const feed = (async () => {
+    try {
+      for await (const p of src) if (!z.write(p)) await once(z, 'drain');
+      z.end();
+    } catch (e) {
+      z.destroy(e as Error);
+    }
+  })();
+  for await (const out of z) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
+  await feed;
 }
 
-/** Pulls an image from a registry and tags it (the reference's `repo:tag`, or `opts.tag`). */
-export function pullFromRegistry(store: Store, ref: string, opts: { tag?: string } = {}): Promise<PullResult> {
-  return pullImage(store, ref, { gunzip, ...opts });
+/** A directory for temporary files: the store's own tmp/ (same disk, cleaned if this process dies), else the OS's. */
+function tmpDirOf(store: Store): string {
+  const loc = (store.backend as { location?: unknown }).location;
+  return typeof loc === 'string' ? join(loc, 'tmp') : tmpdir();
+}
+
+/** Spools blobs to temporary files in `dir`, named by our pid (the store removes them if this process dies). */
+export function fileSpool(dir: string): SpoolFactory {
+  return async () => {
+    await mkdir(dir, { recursive: true });
+    const path = join(dir, `${process.pid}-spool-${randomBytes(8).toString('hex')}`);
+    const fh = await open(path, 'wx', 0o600);
+    let size = 0, closed = false;
+    const s: Spool = {
+      async write(p) {
+        let o = 0;
+        while (o < p.length) o += (await fh.write(p, o, p.length - o)).bytesWritten;
+        size += p.length;
+      },
+      async close() {
+        closed = true;
+        await fh.close();
+        return { size, stream: () => createReadStream(path, { highWaterMark: 1 << 20 }) as unknown as AsyncIterable<Uint8Array> };
+      },
+      async remove() {
+        if (!closed) await fh.close().catch(() => undefined);
+        closed = true;
+        await rm(path, { force: true });
+      },
+    };
+    return s;
+  };
+}
+
+// One connection per request: nothing lingers to keep the process up, and a cut connection is never reused.
+const agents = { http: new http.Agent({ keepAlive: false }), https: new https.Agent({ keepAlive: false }) };
+
+/**
+ * Requests with node:http(s): the connection time is told apart (connect
+ * timeout), bodies stream both ways, redirects come back to the caller.
+ */
+export const nodeFetch: RegistryFetch = (url, init) =>
+  new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const secure = u.protocol === 'https:';
+    const headers: Record<string, string | number> = { ...init.headers };
+    const body = init.body;
+    if (body !== undefined) headers['Content-Length'] = body instanceof Uint8Array ? body.length : body.size;
+    const req = (secure ? https : http).request(u, { method: init.method, headers, signal: init.signal as AbortSignal, agent: secure ? agents.https : agents.http });
+    req.on('socket', (s) => {
+      // TLS counts as connected once its handshake is done.
+      if (s.connecting) s.once(secure ? 'secureConnect' : 'connect', () => init.onConnect?.());
+      else init.onConnect?.();
+    });
+    req.on('error', reject);
+    req.on('response', (res) =>
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: {
+          get: (n) => {
+            const v = res.headers[n.toLowerCase()];
+            return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+          },
+        },
+        body: res as unknown as AsyncIterable<Uint8Array>,
+      }),
+    );
+    if (body === undefined) req.end();
+    else if (body instanceof Uint8Array) req.end(body);
+    else pipeline(Readable.from(body.stream()), req).catch((e) => req.destroy(e));
+  });
+
+/** Network options of push and pull: timeouts in seconds. */
+export interface RegistryNetOptions {
+  connectTimeout?: number;
+  idleTimeout?: number;
+}
+
+/** Pushes an image to a registry (`host[:port]/repo[:tag]`), each layer gzipped deterministically as a stream into a temporary file. */
+export function pushToRegistry(store: Store, image: string, ref: string, opts: { onProgress?: (msg: string) => void } & RegistryNetOptions = {}): Promise<PushResult> {
+  return pushImage(store, image, ref, { gzip: deterministicGzipStream, fetch: nodeFetch, hash: streamHasher, spool: fileSpool(tmpDirOf(store)), ...opts });
+}
+
+/** Pulls an image from a registry and tags it (the reference's `repo:tag`, or `opts.tag`); blobs wait in temporary files, layers stream in. */
+export function pullFromRegistry(store: Store, ref: string, opts: { tag?: string } & RegistryNetOptions = {}): Promise<PullResult> {
+  return pullImage(store, ref, { gunzip, gunzipStream, fetch: nodeFetch, hash: streamHasher, spool: fileSpool(tmpDirOf(store)), ...opts });
 }
 
 /** A bundle (see bundlePieces) written to the file `out` as it is made. */
