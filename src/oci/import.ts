@@ -370,7 +370,9 @@ export async function importOci(store: Store, read: ArchiveReader, opts: OciImpo
         };
         parent = await store.importLayerOnto(parent, fill, { created: h.created, createdBy: h.createdBy, comment: h.comment, config: p.config });
       } catch (e) {
-        if (e instanceof LayerboxError) throw new LayerboxError(`${p.what}, layer ${i + 1} (${l.digest}): ${e.message}`, { errno: e.errno, cause: e });
+        // Streamed layers fail with messages that already name the layer: say it once.
+        const where = `${p.what}, layer ${i + 1}`;
+        if (e instanceof LayerboxError) throw new LayerboxError(e.message.startsWith(`${where}`) ? e.message : `${where} (${l.digest}): ${e.message}`, { errno: e.errno, cause: e });
         throw e;
       }
     }

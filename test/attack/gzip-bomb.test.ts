@@ -152,7 +152,7 @@ describe('gzip bombs', () => {
     const store = await freshStore();
     const r = await measured(store, 'import', f);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^layerbox: image manifest sha256:[0-9a-f]{64}, layer 1(?: \(sha256:[0-9a-f]{64}\): image manifest sha256:[0-9a-f]{64}, layer 1)?: uncompressed layer hashes to sha256:[0-9a-f]{64}, but the image config's diff_id is sha256:[0-9a-f]{64}\n$/);
+    expect(r.stderr).toMatch(/^layerbox: image manifest sha256:[0-9a-f]{64}, layer 1: uncompressed layer hashes to sha256:[0-9a-f]{64}, but the image config's diff_id is sha256:[0-9a-f]{64}\n$/);
     expect(r.rssMB).toBeLessThan(200);
     await unchanged(store);
   }, 300_000);
@@ -171,7 +171,7 @@ describe('gzip bombs', () => {
       const store = await freshStore();
       const r = await lb(store, 'import', f);
       expect(r.code, name).toBe(1);
-      expect(r.stderr, name).toMatch(/^layerbox: image manifest sha256:[0-9a-f]{64}, layer 1(?: \(sha256:[0-9a-f]{64}\): image manifest sha256:[0-9a-f]{64}, layer 1)?: bad gzip stream: [^\n]+\n$/);
+      expect(r.stderr, name).toMatch(/^layerbox: image manifest sha256:[0-9a-f]{64}, layer 1: bad gzip stream: [^\n]+\n$/);
       await unchanged(store);
     }
   }, 120_000);
