@@ -23,6 +23,9 @@ if (!existsSync('/usr/bin/skopeo') || !existsSync('/usr/bin/umoci')) step('oci t
 // The registry tests run Debian's docker-registry: install it if this machine lacks it.
 if (!existsSync('/usr/bin/docker-registry')) step('registry', 'bash', [fileURLToPath(new URL('./ensure-registry.sh', import.meta.url))]);
 
+// The attack tests measure the CLI's peak memory with GNU time: install it if this machine lacks it.
+if (!existsSync('/usr/bin/time')) step('test tools', 'bash', [fileURLToPath(new URL('./ensure-test-tools.sh', import.meta.url))]);
+
 const dir = mkdtempSync(join(tmpdir(), 'layerbox-test-'));
 const report = join(dir, 'report.json');
 process.stdout.write('\n== tests\n');
