@@ -2,29 +2,5 @@
 # Makes sure Debian's skopeo and umoci are installed for the OCI interop tests
 # (test/oci.test.ts). Only Debian's packages are used.
 set -euo pipefail
-missing=()
-for t in skopeo umoci; do
-  [ -x "/usr/bin/$t" ] || missing+=("$t")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ]; then
-  echo "ensure-oci-tools: ${missing[*]} missing and this is not root; run: apt-get install -y ${missing[*]}" >&2
-  exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-echo "ensure-oci-tools: installing Debian's ${missing[*]}" >&2
-# A fresh machine has no package lists: update first if a package is unknown,
-# and once more if the install fails with stale lists.
-for t in "${missing[@]}"; do
-  if ! apt-cache show "$t" >/dev/null 2>&1; then
-    apt-get update -q >&2
-    break
-  fi
-done
-if ! apt-get install -y -q "${missing[@]}" >&2; then
-  apt-get update -q >&2
-  apt-get install -y -q "${missing[@]}" >&2
-fi
-for t in "${missing[@]}"; do
-  [ -x "/usr/bin/$t" ] || { echo "ensure-oci-tools: apt-get finished but /usr/bin/$t is missing" >&2; exit 1; }
-done
+. "$(dirname "${BASH_SOURCE[0]}")/lib/debian-packages.sh"
+ensure_debian_packages ensure-oci-tools skopeo umoci
