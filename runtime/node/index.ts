@@ -44,3 +44,4 @@ export async function openStore(target: string, opts: StoreOptions & { create?: 
   return store;
 }
 export { exportOciArchive, exportOciArchiveToFile, exportBundleToFile, importOciArchive, deterministicGzip, tarReader, dirReader, pushToRegistry, pullFromRegistry } from './oci.js';
+export { importBundleFile } from './bundle.js';
