@@ -1,5 +1,6 @@
 import { type Digest, isDigest } from './digest.js';
 import { LayerboxError } from './errno.js';
+import type { StreamHasher } from './oci/import.js';
 import { checkBoxName, parseTag } from './image.js';
 import { chunksOf, decodeLayer } from './layer.js';
 import { type Backend, type BoxRecord, checkBoxRecord, own } from './store/backend.js';
@@ -90,6 +91,8 @@ const MAX_BUNDLE_INDEX = 64 * 1024 * 1024;
 const MAX_BUNDLE_BLOB = 1024 * 1024 * 1024;
 /** Blobs are stored in batches of about this many bytes: memory holds one batch, whatever the bundle's size. */
 const BUNDLE_BATCH_BYTES = 32 * 1024 * 1024;
+/** Piece size of the first check of a blob, when the host hashes in pieces. */
+const BUNDLE_PIECE = 1024 * 1024;
 
 /**
  * Opens a bundle held in memory (see importBundleAt).
@@ -105,9 +108,10 @@ export async function importBundle(store: Store, bytes: Uint8Array): Promise<Bun
  * only then are the blobs stored (a batch at a time) and the tags set and
  * the boxes created in one refs update. A bad bundle changes nothing; a box
  * whose name is taken is refused. Memory holds one batch of blobs and the
- * members' offsets, never the bundle.
+ * members' offsets, never the bundle. `opts.hasher` (sha256 in pieces) lets
+ * the first check of each blob stream too.
  */
-export async function importBundleAt(store: Store, readAt: BundleReadAt, size: number): Promise<BundleIndex> {
+export async function importBundleAt(store: Store, readAt: BundleReadAt, size: number, opts: { hasher?: () => StreamHasher } = {}): Promise<BundleIndex> {
   const read = async (offset: number, length: number): Promise<Uint8Array> => {
     const b = await readAt(offset, length);
     if (b.length !== length) throw new LayerboxError(`bundle is truncated (a member at byte ${offset} needs ${length} bytes)`);
@@ -145,13 +149,27 @@ export async function importBundleAt(store: Store, readAt: BundleReadAt, size: n
   }
   const index = parseBundleIndex(doc);
   for (const i of index.images) if (!where.has(i.digest)) throw new LayerboxError(`bundle is missing image ${i.digest}`);
-  // Pass 2: every blob against its name, one at a time, before anything is stored.
+  // Pass 2: every blob against its name, before anything is stored; hashed in pieces where the host can,
+  // so a hostile member costs a piece of memory, not its size.
+  const mismatch = (d: Digest) => new LayerboxError(`bundle blob ${d} does not match its digest`);
   const blob = async (m: { digest: Digest; offset: number; size: number }): Promise<Uint8Array> => {
     const data = await read(m.offset, m.size);
-    if (store.digest(data) !== m.digest) throw new LayerboxError(`bundle blob ${m.digest} does not match its digest`);
+    if (store.digest(data) !== m.digest) throw mismatch(m.digest);
     return data;
   };
-  for (const m of members) await blob(m);
+  for (const m of members) {
+    if (!opts.hasher) {
+      await blob(m);
+      continue;
+    }
+    const h = opts.hasher();
+    for (let o = 0; o < m.size; ) {
+      const piece = await read(m.offset + o, Math.min(BUNDLE_PIECE, m.size - o));
+      h.update(piece);
+      o += piece.length;
+    }
+    if (h.digest() !== m.digest) throw mismatch(m.digest);
+  }
   await store.backend.lock(async () => {
     const refs = await store.backend.readRefs();
     for (const b of index.boxes) if (own(refs.boxes, b.name)) throw new LayerboxError(`box ${b.name} already exists`);

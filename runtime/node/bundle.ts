@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import { type BundleIndex, LayerboxError, type Store, importBundleAt } from '../../src/index.js';
+import { streamHasher } from './oci.js';
 
 /**
  * Imports a layerbox bundle from the file `src`, read at offsets: memory
@@ -23,7 +24,7 @@ export async function importBundleFile(store: Store, src: string): Promise<Bundl
       }
       return b.subarray(0, got);
     };
-    return await importBundleAt(store, readAt, size);
+    return await importBundleAt(store, readAt, size, { hasher: streamHasher });
   } finally {
     await fh.close();
   }

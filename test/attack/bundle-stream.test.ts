@@ -5,12 +5,12 @@
 // blob is checked before any is stored).
 import { execFile } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readTarAt } from '../../runtime/node/index.js';
+import { type TarEntry, readTar, readTarAt, tarPieces } from '../../runtime/node/index.js';
 import { makeTree } from '../fixtures.js';
 import { CLI, type CliRun, cli, expectOneLine } from './cli-run.js';
 
@@ -165,5 +165,32 @@ describe('a bad bundle changes nothing', () => {
     const file = join(tmp, 'flipped.lbx');
     writeFileSync(file, bytes);
     await refused(file, 'flipped blob', new RegExp(`${victim.path.slice('blobs/sha256/'.length)} does not match its digest`));
+  });
+
+  it('a blob member claiming 900 MiB under a wrong name: refused with one line, in bounded memory, nothing changed', async () => {
+    const size = 900 * 2 ** 20;
+    const entries: TarEntry[] = readTar(new Uint8Array(readFileSync(small)));
+    const zeros = new Uint8Array(1 << 20);
+    // Named as the bundle's first blob, its content 900 MiB of zeros (holes in the file: nothing to write).
+    const name = entries.find((e) => e.path.startsWith('blobs/'))!.path;
+    const big: TarEntry = { path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size, body: function* () {
+      for (let o = 0; o < size; o += zeros.length) yield zeros.subarray(0, Math.min(zeros.length, size - o));
+    } };
+    const file = join(tmp, 'huge-member.lbx');
+    const fd = openSync(file, 'w');
+    let pos = 0;
+    for (const piece of tarPieces([entries[0]!, big, ...entries.slice(1)])) {
+      if (piece.buffer !== zeros.buffer) writeSync(fd, piece, 0, piece.length, pos);
+      pos += piece.length;
+    }
+    ftruncateSync(fd, pos);
+    closeSync(fd);
+    expect(statSync(file).size).toBeGreaterThan(size);
+    const before = snapshot(target);
+    const r = await cliRss(target, 'import', file);
+    expectOneLine(r, 'a 900 MiB member under a wrong name', /does not match its digest/);
+    console.log(`900 MiB member under a wrong name: refused, peak RSS ${(r.peak / 2 ** 20).toFixed(0)} MiB`);
+    expect(r.peak).toBeLessThan(RSS_BOUND);
+    expect(snapshot(target)).toEqual(before);
   });
 });
