@@ -183,11 +183,14 @@ export async function importBundleAt(store: Store, readAt: BundleReadAt, size: n
       if (b.record.upper) await tableBlobs(view, b.record.upper, 'upper', needed);
     }
     for (const d of needed) if (!where.has(d) && !store.backend.hasBlob(d)) throw new LayerboxError(`bundle is missing blob ${d}`);
-    // Pass 3: store what the store lacks. Each blob is checked again as it is read: the file may have changed since pass 2.
+    // Pass 3: store what the images and boxes need and the store lacks (a blob nothing uses is left out, not
+    // left for gc). Each blob is checked again as it is read: the file may have changed since pass 2.
     let batch: Array<{ digest: Digest; data: Uint8Array }> = [];
     let bytes = 0;
+    const queued = new Set<Digest>();
     for (const m of members) {
-      if (store.backend.hasBlob(m.digest) || batch.some((b) => b.digest === m.digest)) continue;
+      if (!needed.has(m.digest) || queued.has(m.digest) || store.backend.hasBlob(m.digest)) continue;
+      queued.add(m.digest);
       const data = await blob(m);
       batch.push({ digest: m.digest, data });
       bytes += data.length;

@@ -148,6 +148,19 @@ describe('a bad bundle changes nothing', () => {
     expect((await ok(scratch, 'cat', 'b1:/other.txt')).stdout).toBe('other\n');
   });
 
+  it('a valid blob nothing uses is not stored (nothing left for gc)', async () => {
+    const extra = new TextEncoder().encode('a blob no image or box uses\n');
+    const name = `blobs/sha256/${createHash('sha256').update(extra).digest('hex')}`;
+    const entries: TarEntry[] = readTar(new Uint8Array(readFileSync(small)));
+    const file = join(tmp, 'extra.lbx');
+    writeFileSync(file, Buffer.concat([...tarPieces([...entries, { path: name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: extra }])]));
+    const count = async (store: string, bundle: string) => {
+      await ok(store, 'import', bundle);
+      return /ok: (\d+) blobs verified/.exec((await ok(store, 'fsck')).stdout)![1];
+    };
+    expect(await count(join(tmp, 'extra-a'), file)).toBe(await count(join(tmp, 'extra-b'), small));
+  });
+
   it('truncated inside a blob: one line, refs and packs unchanged', async () => {
     const last = (await blobMembers(small)).at(-1)!;
     const file = join(tmp, 'truncated.lbx');
