@@ -1,10 +1,11 @@
 import { type Digest, isDigest } from './digest.js';
 import { LayerboxError } from './errno.js';
+import type { StreamHasher } from './oci/import.js';
 import { checkBoxName, parseTag } from './image.js';
 import { chunksOf, decodeLayer } from './layer.js';
-import { type BoxRecord, checkBoxRecord, own } from './store/backend.js';
-import type { Store } from './store/store.js';
-import { TAR_END, type TarEntry, readTar, tarPieces } from './tar.js';
+import { type Backend, type BoxRecord, checkBoxRecord, own } from './store/backend.js';
+import { Store } from './store/store.js';
+import { TAR_END, type TarEntry, readTarAt, tarPieces } from './tar.js';
 import { concatBytes, fromUtf8, utf8 } from './text.js';
 
 const MAGIC = 'layerbox-bundle';
@@ -81,52 +82,164 @@ function safeTag(ref: string): string | null {
   }
 }
 
+/** Reads `len` bytes at `pos` of a bundle (fewer only at its end). */
+export type BundleReadAt = (pos: number, len: number) => Promise<Uint8Array>;
+
+/** Largest layerbox-bundle.json read (it is parsed whole). */
+const MAX_BUNDLE_INDEX = 64 * 1024 * 1024;
+/** Largest blob member: blobs are read whole to be checked and stored (chunks are 64 KiB; tables and pages are far smaller than this). */
+const MAX_BUNDLE_BLOB = 1024 * 1024 * 1024;
+/** Blobs are stored in batches of about this many bytes: memory holds one batch, whatever the bundle's size. */
+const BUNDLE_BATCH_BYTES = 32 * 1024 * 1024;
+/** Piece size of the first check of a blob, when the host hashes in pieces. */
+const BUNDLE_PIECE = 1024 * 1024;
+
 /**
- * Opens a bundle: verifies every blob against its name, stores them, then
- * sets the tags and creates the boxes in one refs update. A box whose name is
- * taken is refused (nothing is changed).
+ * Opens a bundle held in memory (see importBundleAt).
  */
 export async function importBundle(store: Store, bytes: Uint8Array): Promise<BundleIndex> {
-  const entries = readTar(bytes);
-  const heads = entries.filter((e) => e.path === 'layerbox-bundle.json');
+  return importBundleAt(store, async (pos, len) => bytes.subarray(pos, pos + len), bytes.length);
+}
+
+/**
+ * Opens a bundle of `size` bytes read through `readAt` (a file, read at
+ * offsets): its members are indexed from their headers, every blob is
+ * checked against its name, the images and boxes are checked complete, and
+ * only then are the blobs stored (a batch at a time) and the tags set and
+ * the boxes created in one refs update. A bad bundle changes nothing; a box
+ * whose name is taken is refused. Memory holds one batch of blobs and the
+ * members' offsets, never the bundle. `opts.hasher` (sha256 in pieces) lets
+ * the first check of each blob stream too.
+ */
+export async function importBundleAt(store: Store, readAt: BundleReadAt, size: number, opts: { hasher?: () => StreamHasher } = {}): Promise<BundleIndex> {
+  const read = async (offset: number, length: number): Promise<Uint8Array> => {
+    const b = await readAt(offset, length);
+    if (b.length !== length) throw new LayerboxError(`bundle is truncated (a member at byte ${offset} needs ${length} bytes)`);
+    return b;
+  };
+  // Pass 1, headers only: where each member is. A truncated or malformed tar stops here.
+  let head: { offset: number; size: number } | null = null;
+  let heads = 0;
+  const members: Array<{ digest: Digest; offset: number; size: number }> = [];
+  const where = new Map<Digest, { offset: number; size: number }>();
+  for await (const m of readTarAt(readAt, size)) {
+    if (m.entry.type !== 'file') continue;
+    if (m.entry.path === 'layerbox-bundle.json') {
+      heads++;
+      head = { offset: m.offset, size: m.size };
+      continue;
+    }
+    const match = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(m.entry.path);
+    if (!match) continue;
+    const digest = `sha256:${match[1]}` as Digest;
+    if (m.size > MAX_BUNDLE_BLOB) throw new LayerboxError(`bundle blob ${digest} is ${m.size} bytes (at most ${MAX_BUNDLE_BLOB})`);
+    members.push({ digest, offset: m.offset, size: m.size });
+    if (!where.has(digest)) where.set(digest, { offset: m.offset, size: m.size });
+  }
   // Two indexes would let what is checked differ from what is applied: refuse, as for any ambiguity.
-  if (heads.length > 1) throw new LayerboxError(`not a valid layerbox bundle: it holds ${heads.length} layerbox-bundle.json`);
-  const head = heads[0];
-  if (!head?.data) throw new LayerboxError('not a layerbox bundle (no layerbox-bundle.json)');
+  if (heads > 1) throw new LayerboxError(`not a valid layerbox bundle: it holds ${heads} layerbox-bundle.json`);
+  if (!head) throw new LayerboxError('not a layerbox bundle (no layerbox-bundle.json)');
+  if (head.size > MAX_BUNDLE_INDEX) throw new LayerboxError(`bad layerbox bundle: layerbox-bundle.json is ${head.size} bytes (at most ${MAX_BUNDLE_INDEX})`);
   let doc: unknown;
   try {
-    doc = JSON.parse(fromUtf8(head.data));
-  } catch {
+    doc = JSON.parse(fromUtf8(await read(head.offset, head.size)));
+  } catch (e) {
+    if (e instanceof LayerboxError) throw e;
     throw new LayerboxError('not a layerbox bundle (bad layerbox-bundle.json)');
   }
   const index = parseBundleIndex(doc);
-  const blobs: Array<{ digest: Digest; data: Uint8Array }> = [];
-  for (const e of entries) {
-    const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(e.path);
-    if (!m) continue;
-    const digest = `sha256:${m[1]}` as Digest;
-    if (store.digest(e.data ?? new Uint8Array()) !== digest) throw new LayerboxError(`bundle blob ${digest} does not match its digest`);
-    blobs.push({ digest, data: e.data! });
+  for (const i of index.images) if (!where.has(i.digest)) throw new LayerboxError(`bundle is missing image ${i.digest}`);
+  // Pass 2: every blob against its name, before anything is stored; hashed in pieces where the host can,
+  // so a hostile member costs a piece of memory, not its size.
+  const mismatch = (d: Digest) => new LayerboxError(`bundle blob ${d} does not match its digest`);
+  const blob = async (m: { digest: Digest; offset: number; size: number }): Promise<Uint8Array> => {
+    const data = await read(m.offset, m.size);
+    if (store.digest(data) !== m.digest) throw mismatch(m.digest);
+    return data;
+  };
+  for (const m of members) {
+    if (!opts.hasher) {
+      await blob(m);
+      continue;
+    }
+    const h = opts.hasher();
+    for (let o = 0; o < m.size; ) {
+      const piece = await read(m.offset + o, Math.min(BUNDLE_PIECE, m.size - o));
+      h.update(piece);
+      o += piece.length;
+    }
+    if (h.digest() !== m.digest) throw mismatch(m.digest);
   }
-  const have = new Set(blobs.map((b) => b.digest));
-  for (const i of index.images) if (!have.has(i.digest)) throw new LayerboxError(`bundle is missing image ${i.digest}`);
   await store.backend.lock(async () => {
     const refs = await store.backend.readRefs();
     for (const b of index.boxes) if (own(refs.boxes, b.name)) throw new LayerboxError(`box ${b.name} already exists`);
-    await store.backend.putBlobs(blobs);
-    // Every image and upper must now be complete: refuse a bundle with holes before any ref points at it.
+    // Every image and upper must be complete, from the bundle or the store, before a blob is stored:
+    // a bundle with holes leaves nothing behind.
+    const view = new Store(bundleView(store.backend, where, blob), { chunkSize: store.chunkSize, hasher: store.hash, clock: store.clock });
     const needed = new Set<Digest>();
-    for (const i of index.images) await imageBlobs(store, i.digest, needed);
+    for (const i of index.images) await imageBlobs(view, i.digest, needed);
     for (const b of index.boxes) {
-      await imageBlobs(store, b.record.image, needed);
-      if (b.record.upper) await tableBlobs(store, b.record.upper, 'upper', needed);
+      await imageBlobs(view, b.record.image, needed);
+      if (b.record.upper) await tableBlobs(view, b.record.upper, 'upper', needed);
     }
+    for (const d of needed) if (!where.has(d) && !store.backend.hasBlob(d)) throw new LayerboxError(`bundle is missing blob ${d}`);
+    // Pass 3: store what the images and boxes need and the store lacks (a blob nothing uses is left out, not
+    // left for gc). Each blob is checked again as it is read: the file may have changed since pass 2.
+    let batch: Array<{ digest: Digest; data: Uint8Array }> = [];
+    let bytes = 0;
+    const queued = new Set<Digest>();
+    for (const m of members) {
+      if (!needed.has(m.digest) || queued.has(m.digest) || store.backend.hasBlob(m.digest)) continue;
+      queued.add(m.digest);
+      const data = await blob(m);
+      batch.push({ digest: m.digest, data });
+      bytes += data.length;
+      if (bytes >= BUNDLE_BATCH_BYTES) {
+        await store.backend.putBlobs(batch);
+        batch = [];
+        bytes = 0;
+      }
+    }
+    if (batch.length) await store.backend.putBlobs(batch);
     for (const d of needed) if (!store.backend.hasBlob(d)) throw new LayerboxError(`bundle is missing blob ${d}`);
     for (const i of index.images) for (const t of i.tags) refs.tags[t] = i.digest;
     for (const b of index.boxes) refs.boxes[b.name] = { ...b.record, created: store.nowIso() };
     await store.backend.writeRefs(refs);
   });
   return index;
+}
+
+/**
+ * A read-only backend over a bundle's blobs, falling back to the store's:
+ * enough to walk images and uppers (manifests, tables, pages) before any
+ * blob of the bundle is stored.
+ */
+function bundleView(backend: Backend, where: Map<Digest, { offset: number; size: number }>, blob: (m: { digest: Digest; offset: number; size: number }) => Promise<Uint8Array>): Backend {
+  const missing = (d: Digest) => new LayerboxError(`bundle is missing blob ${d}`);
+  const readOnly = (): never => {
+    throw new LayerboxError('a bundle view is read-only');
+  };
+  return {
+    kind: 'bundle',
+    location: 'bundle',
+    lock: readOnly,
+    hasBlob: (d) => where.has(d) || backend.hasBlob(d),
+    getBlob: async (d) => {
+      const m = where.get(d);
+      if (m) return blob({ digest: d, ...m });
+      if (!backend.hasBlob(d)) throw missing(d);
+      return backend.getBlob(d);
+    },
+    readBlobSync: readOnly,
+    putBlobs: readOnly,
+    readRefs: () => backend.readRefs(),
+    writeRefs: readOnly,
+    listBlobs: readOnly,
+    deleteBlobs: readOnly,
+    verify: readOnly,
+    stats: readOnly,
+    close: async () => {},
+  };
 }
 
 /**

@@ -36,5 +36,5 @@ export { guestMain } from './remote/guest.js';
 export type { StartMessage, GuestMessage } from './remote/protocol.js';
 export { HttpBackend } from './store/http.js';
 export { FallbackBackend } from './store/fallback.js';
-export { exportBundle, bundlePieces, importBundle, type BundleIndex } from './bundle.js';
+export { exportBundle, bundlePieces, importBundle, importBundleAt, type BundleIndex, type BundleReadAt } from './bundle.js';
 export * from './oci/index.js';

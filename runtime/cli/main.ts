@@ -1,8 +1,8 @@
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundle, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -415,8 +415,7 @@ async function main(argv: string[]): Promise<void> {
         const name = new TextDecoder().decode(first.subarray(0, 100)).replace(/\0[^]*$/, '');
         const isBundle = first.length === 512 && name === 'layerbox-bundle.json' && new TextDecoder().decode(first.subarray(257, 262)) === 'ustar';
         if (isBundle) {
-          const bytes = new Uint8Array(await readFile(src));
-          const idx = await importBundle(store, bytes);
+          const idx = await importBundleFile(store, src);
           printImages(idx.images);
           for (const b of idx.boxes) out(`box ${b.name}`);
           return;

@@ -10,6 +10,7 @@ import { type HostImportOptions, addHostDirectory, addTar } from './import.js';
 
 export * from '../../src/index.js';
 export { copyIntoBox, copyOutOfBox } from './copy.js';
+export { importBundleFile } from './bundle.js';
 export type { HostImportOptions, ImportProgress } from './import.js';
 export { DirBackend, openDirBackend } from './dir-backend.js';
 export { HostFs } from './host-fs.js';

@@ -1,0 +1,31 @@
+import { open } from 'node:fs/promises';
+import { type BundleIndex, LayerboxError, type Store, importBundleAt } from '../../src/index.js';
+import { streamHasher } from './oci.js';
+
+/**
+ * Imports a layerbox bundle from the file `src`, read at offsets: memory
+ * holds one batch of blobs, never the bundle, so bundles of any size (past
+ * 2 GiB too) import.
+ */
+export async function importBundleFile(store: Store, src: string): Promise<BundleIndex> {
+  const fh = await open(src, 'r').catch(() => {
+    throw new LayerboxError(`cannot read ${src}`);
+  });
+  try {
+    // The size is taken once, from the open file: a file that shrinks later reads short, and is refused as truncated.
+    const { size } = await fh.stat();
+    const readAt = async (pos: number, len: number): Promise<Uint8Array> => {
+      const b = new Uint8Array(len);
+      let got = 0;
+      while (got < len) {
+        const { bytesRead } = await fh.read(b, got, len - got, pos + got);
+        if (!bytesRead) break;
+        got += bytesRead;
+      }
+      return b.subarray(0, got);
+    };
+    return await importBundleAt(store, readAt, size, { hasher: streamHasher });
+  } finally {
+    await fh.close();
+  }
+}
