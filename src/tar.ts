@@ -108,66 +108,89 @@ function parsePax(data: Uint8Array, at: number): Record<string, string> {
   return out;
 }
 
+type EntryKind = TarEntry['type'];
+const KINDS: Record<string, EntryKind> = { '0': 'file', '7': 'file', '5': 'dir', '2': 'symlink', '1': 'hardlink' };
+
+/**
+ * What tar headers say, one header at a time: checksums, sizes (a pax `size`
+ * wins), and the pax and GNU long-name records that describe the next
+ * member, each bounded before its bytes are read. Both tar readers (whole
+ * bytes, and streamed) go through it, so they accept the same input.
+ */
+class TarHeaders {
+  private pax: Record<string, string> = {};
+  private paxBytes = 0;
+  private longName: string | null = null;
+  private longLink: string | null = null;
+
+  /** Checks the header `h` found at byte `at`: its type and the size of its content. */
+  head(h: Uint8Array, at: number): { type: string; size: number; special: boolean } {
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
+    if (sum !== octal(h, 148, 8, 'checksum')) throw new LayerboxError(`bad tar header checksum at byte ${at}`);
+    const type = String.fromCharCode(h[156]! || 48);
+    const special = 'xgLK'.includes(type);
+    // A pax `size` record (files of 8 GiB and more) wins over the header's field of the entry it describes.
+    const paxSize = this.pax.size !== undefined && !special ? paxNumber(this.pax.size, 'size') : null;
+    const size = paxSize ?? octal(h, 124, 12, 'size');
+    // Special records are kept whole: bound them before they are read.
+    if ((type === 'x' || type === 'g') && size > MAX_PAX_HEADER) throw new LayerboxError(`tar pax header at byte ${at} is ${size} bytes (at most ${MAX_PAX_HEADER})`);
+    if ((type === 'L' || type === 'K') && size > MAX_TAR_NAME + 1) throw new LayerboxError(`tar GNU long ${type === 'L' ? 'name' : 'link'} at byte ${at} is ${size} bytes (at most ${MAX_TAR_NAME})`);
+    // Several pax headers before one member add up: bound their sum too.
+    if (type === 'x' && (this.paxBytes += size) > MAX_PAX_HEADER) throw new LayerboxError(`tar pax headers before byte ${at + BLOCK + size} add up to more than ${MAX_PAX_HEADER} bytes`);
+    return { type, size, special };
+  }
+
+  /** Takes the content of a special record (x, g, L or K) found at byte `at`. */
+  special(type: string, data: Uint8Array, at: number): void {
+    if (type === 'x') this.pax = { ...this.pax, ...parsePax(data, at) };
+    else if (type === 'L') this.longName = fromUtf8(data).replace(/\0+$/, '');
+    else if (type === 'K') this.longLink = fromUtf8(data).replace(/\0+$/, '');
+  }
+
+  /** The entry a member header describes (without its data; null for types that are skipped), then forgets the records before it. */
+  entry(h: Uint8Array, type: string): TarEntry | null {
+    const pax = this.pax;
+    const prefix = field(h, 345, 155);
+    const name = pax.path ?? this.longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
+    const linkname = pax.linkpath ?? this.longLink ?? field(h, 157, 100);
+    this.pax = {};
+    this.paxBytes = 0;
+    this.longName = this.longLink = null;
+    const kind = KINDS[type];
+    if (!kind) return null;
+    const paxNs = pax.mtime !== undefined ? parsePaxTime(pax.mtime) : null;
+    return {
+      path: name,
+      type: kind,
+      mode: octal(h, 100, 8, 'mode') & 0o7777,
+      uid: octal(h, 108, 8, 'uid'),
+      gid: octal(h, 116, 8, 'gid'),
+      ...(paxNs !== null ? { mtime: Number(floorDiv(paxNs, NS)), mtimeNs: paxNs } : { mtime: octal(h, 136, 12, 'mtime') }),
+      ...(kind === 'symlink' || kind === 'hardlink' ? { linkname } : {}),
+    };
+  }
+}
+
 /** Reads an uncompressed tar (ustar, pax and GNU long names). Truncation and bad checksums are clear errors. */
 export function readTar(bytes: Uint8Array): TarEntry[] {
   const out: TarEntry[] = [];
-  let pax: Record<string, string> = {};
-  let longName: string | null = null;
-  let longLink: string | null = null;
-  let paxBytes = 0;
+  const headers = new TarHeaders();
   for (let off = 0; off + BLOCK <= bytes.length; ) {
     const h = bytes.subarray(off, off + BLOCK);
     const at = off;
     if (h.every((b) => b === 0)) break;
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
-    if (sum !== octal(h, 148, 8, 'checksum')) throw new LayerboxError(`bad tar header checksum at byte ${off}`);
-    const type = String.fromCharCode(h[156]! || 48);
-    // A pax `size` record (files of 8 GiB and more) wins over the header's field of the entry it describes.
-    const paxSize = pax.size !== undefined && !'xgLK'.includes(type) ? paxNumber(pax.size, 'size') : null;
-    const size = paxSize ?? octal(h, 124, 12, 'size');
-    // Bound the special records before reading them: their content is kept whole.
-    if ((type === 'x' || type === 'g') && size > MAX_PAX_HEADER) throw new LayerboxError(`tar pax header at byte ${at} is ${size} bytes (at most ${MAX_PAX_HEADER})`);
-    if ((type === 'L' || type === 'K') && size > MAX_TAR_NAME + 1) throw new LayerboxError(`tar GNU long ${type === 'L' ? 'name' : 'link'} at byte ${at} is ${size} bytes (at most ${MAX_TAR_NAME})`);
+    const { type, size, special } = headers.head(h, at);
     const dataStart = off + BLOCK;
     if (dataStart + size > bytes.length) throw new LayerboxError(`tar is truncated (an entry at byte ${off} needs ${size} bytes)`);
     const data = bytes.subarray(dataStart, dataStart + size);
     off = dataStart + Math.ceil(size / BLOCK) * BLOCK;
-    if (type === 'x') {
-      // Several pax headers before one member add up: bound their sum too.
-      if ((paxBytes += size) > MAX_PAX_HEADER) throw new LayerboxError(`tar pax headers before byte ${off} add up to more than ${MAX_PAX_HEADER} bytes`);
-      pax = { ...pax, ...parsePax(data, at) };
+    if (special) {
+      headers.special(type, data, at);
       continue;
     }
-    if (type === 'g') continue;
-    if (type === 'L') {
-      longName = fromUtf8(data).replace(/\0+$/, '');
-      continue;
-    }
-    if (type === 'K') {
-      longLink = fromUtf8(data).replace(/\0+$/, '');
-      continue;
-    }
-    const prefix = field(h, 345, 155);
-    const name = pax.path ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
-    const linkname = pax.linkpath ?? longLink ?? field(h, 157, 100);
-    const paxNs = pax.mtime !== undefined ? parsePaxTime(pax.mtime) : null;
-    const kind = type === '0' || type === '7' ? 'file' : type === '5' ? 'dir' : type === '2' ? 'symlink' : type === '1' ? 'hardlink' : null;
-    if (kind) {
-      out.push({
-        path: name,
-        type: kind,
-        mode: octal(h, 100, 8, 'mode') & 0o7777,
-        uid: octal(h, 108, 8, 'uid'),
-        gid: octal(h, 116, 8, 'gid'),
-        ...(paxNs !== null ? { mtime: Number(floorDiv(paxNs, NS)), mtimeNs: paxNs } : { mtime: octal(h, 136, 12, 'mtime') }),
-        ...(kind === 'file' ? { data } : {}),
-        ...(kind === 'symlink' || kind === 'hardlink' ? { linkname } : {}),
-      });
-    }
-    pax = {};
-    paxBytes = 0;
-    longName = longLink = null;
+    const entry = headers.entry(h, type);
+    if (entry) out.push(entry.type === 'file' ? { ...entry, data } : entry);
   }
   return out;
 }
@@ -363,50 +386,24 @@ export function readTarStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<Ta
 }
 
 async function* tarMembers(q: TarSource): AsyncGenerator<TarStreamMember> {
-  let pax: Record<string, string> = {};
-  let longName: string | null = null;
-  let longLink: string | null = null;
+  const headers = new TarHeaders();
   for (;;) {
     const at = q.pos;
     const h = await q.take(BLOCK);
     if (!h || h.every((b) => b === 0)) return;
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
-    if (sum !== octal(h, 148, 8, 'checksum')) throw new LayerboxError(`bad tar header checksum at byte ${at}`);
-    const type = String.fromCharCode(h[156]! || 48);
-    const paxSize = pax.size !== undefined && !'xgLK'.includes(type) ? paxNumber(pax.size, 'size') : null;
-    const size = paxSize ?? octal(h, 124, 12, 'size');
+    const { type, size, special } = headers.head(h, at);
     const pad = Math.ceil(size / BLOCK) * BLOCK - size;
     const truncated = () => new LayerboxError(`tar is truncated (an entry at byte ${at} needs ${size} bytes)`);
-    if ('xgLK'.includes(type)) {
-      // Kept whole: bounded before anything is read.
-      if (size > MAX_STREAM_RECORD) throw new LayerboxError(`tar ${type} record at byte ${at} is ${size} bytes (at most ${MAX_STREAM_RECORD})`);
+    if (special) {
       const data = await q.take(size);
       if (!data || !(await q.skip(pad))) throw truncated();
-      if (type === 'x') pax = { ...pax, ...parsePax(data, at) };
-      else if (type === 'L') longName = fromUtf8(data).replace(/\0+$/, '');
-      else if (type === 'K') longLink = fromUtf8(data).replace(/\0+$/, '');
+      headers.special(type, data, at);
       continue;
     }
-    const prefix = field(h, 345, 155);
-    const name = pax.path ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
-    const linkname = pax.linkpath ?? longLink ?? field(h, 157, 100);
-    const paxNs = pax.mtime !== undefined ? parsePaxTime(pax.mtime) : null;
-    const kind = type === '0' || type === '7' ? 'file' : type === '5' ? 'dir' : type === '2' ? 'symlink' : type === '1' ? 'hardlink' : null;
-    pax = {};
-    longName = longLink = null;
+    const entry = headers.entry(h, type);
     let left = size;
-    if (kind) {
-      const entry: TarEntry = {
-        path: name,
-        type: kind,
-        mode: octal(h, 100, 8, 'mode') & 0o7777,
-        uid: octal(h, 108, 8, 'uid'),
-        gid: octal(h, 116, 8, 'gid'),
-        ...(paxNs !== null ? { mtime: Number(floorDiv(paxNs, NS)), mtimeNs: paxNs } : { mtime: octal(h, 136, 12, 'mtime') }),
-        ...(kind === 'symlink' || kind === 'hardlink' ? { linkname } : {}),
-      };
-      const content = kind !== 'file' ? undefined : (async function* () {
+    if (entry) {
+      const content = entry.type !== 'file' ? undefined : (async function* () {
         while (left > 0) {
           const p = await q.some(Math.min(left, 1 << 20));
           if (!p) throw truncated();
@@ -421,5 +418,3 @@ async function* tarMembers(q: TarSource): AsyncGenerator<TarStreamMember> {
   }
 }
 
-/** Largest pax, GNU long-name or global record a streamed tar may have (each is kept whole). */
-const MAX_STREAM_RECORD = 1024 * 1024;

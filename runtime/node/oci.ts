@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { Readable } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { closeSync, createReadStream, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { isZero } from '../../src/overlay/content.js';
@@ -151,9 +151,8 @@ export function dirReader(dir: string): ArchiveReader {
   };
 }
 
-/** The host's streaming gunzip: pieces in, pieces out; a bad or truncated stream throws. */
-export async function* gunzipStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const z = createGunzip();
+/** Pieces through a zlib stream, fed as it drains: memory stays at a few pieces. A bad or truncated input throws. */
+async function* throughZlib(z: Transform, src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   const feed = (async () => {
     try {
       for await (const p of src) if (!z.write(p)) await once(z, 'drain');
@@ -164,6 +163,11 @@ export async function* gunzipStream(src: AsyncIterable<Uint8Array>): AsyncGenera
   })();
   for await (const out of z) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
   await feed;
+}
+
+/** The host's streaming gunzip: pieces in, pieces out; a bad or truncated stream throws. */
+export function gunzipStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  return throughZlib(createGunzip(), src);
 }
 
 /** node:crypto's sha256, fed piece by piece. */
@@ -311,18 +315,8 @@ export async function importOciArchive(store: Store, src: string, opts: { tag?: 
 }
 
 /** deterministicGzip as a stream (zlib's output does not depend on how its input is cut). */
-export async function* deterministicGzipStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const z = createGzip(GZIP_OPTIONS);
-  const feed = (async () => {
-    try {
-      for await (const p of src) if (!z.write(p)) await once(z, 'drain');
-      z.end();
-    } catch (e) {
-      z.destroy(e as Error);
-    }
-  })();
-  for await (const out of z) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
-  await feed;
+export function deterministicGzipStream(src: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  return throughZlib(createGzip(GZIP_OPTIONS), src);
 }
 
 /** A directory for temporary files: the store's own tmp/ (same disk, cleaned if this process dies), else the OS's. */

@@ -1,5 +1,8 @@
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
 
 /** The built CLI, as a user runs it. */
@@ -45,4 +48,19 @@ export function expectOneLine(r: CliRun, what: string, pattern?: RegExp): void {
   expect(lines, `${what}: stderr`).toHaveLength(1);
   expect(lines[0], what).toMatch(/^layerbox: /);
   if (pattern) expect(lines[0], what).toMatch(pattern);
+}
+
+/** Runs the built CLI under GNU time (/usr/bin/time, see scripts/ensure-test-tools.sh): its exit code, output, and peak RSS in MB. */
+export async function cliMeasured(store: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string; rssMB: number }> {
+  const out = join(tmpdir(), `layerbox-time-${randomBytes(6).toString('hex')}`);
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+    execFile('/usr/bin/time', ['-f', '%M', '-o', out, process.execPath, CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '' }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: unknown }) | null;
+      done({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, stdout, stderr });
+    });
+  });
+  const kb = Number((await readFile(out, 'utf8')).trim().split('\n').pop());
+  await rm(out, { force: true });
+  console.log(`peak RSS of layerbox ${argv.join(' ')}: ${Math.round(kb / 1024)} MB`);
+  return { ...r, rssMB: kb / 1024 };
 }

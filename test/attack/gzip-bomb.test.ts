@@ -3,7 +3,6 @@
 // decompressed as a stream on every path, so the CLI's memory stays bounded;
 // a layer that expands past what its config says, or whose gzip is truncated
 // or followed by garbage, imports or fails with one clear line, nothing tagged.
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -13,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { promisify } from 'node:util';
 import { createGzip, gzipSync } from 'node:zlib';
+import { cliMeasured } from './cli-run.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTar } from '../../src/index.js';
 import { CLI, lb } from '../fixtures.js';
@@ -60,16 +59,7 @@ async function bomb(size: number, file: string): Promise<{ file: string; digest:
   return { file, digest: sha(gz), size: gz.length, diffId: `sha256:${th.digest('hex')}` };
 }
 
-async function measured(store: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string; rssMB: number }> {
-  const out = join(tmp, `time-${randomBytes(4).toString('hex')}`);
-  const r = await promisify(execFile)('/usr/bin/time', ['-f', '%M', '-o', out, process.execPath, CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '' }, maxBuffer: 64 << 20 }).then(
-    (x) => ({ code: 0, stdout: x.stdout, stderr: x.stderr }),
-    (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
-  );
-  const kb = Number((await readFile(out, 'utf8')).trim().split('\n').pop());
-  console.log(`peak RSS of layerbox ${argv.join(' ').replace(tmp, '…')}: ${Math.round(kb / 1024)} MB`);
-  return { ...r, rssMB: kb / 1024 };
-}
+const measured = cliMeasured;
 
 /** The size of /zeros in an image, as a box over it lists it. */
 async function zerosSize(store: string, image: string): Promise<number> {

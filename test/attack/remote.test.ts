@@ -2,15 +2,14 @@
 // against the CLI's push and pull: every network read has a timeout and a
 // cap, large blobs stream through a temporary file, a cut connection is one
 // clear line, and the store is unchanged after every failure.
-import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { cliMeasured } from './cli-run.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RegistryFetch, memoryStore, pullImage } from '../../src/index.js';
 import { CLI, lb } from '../fixtures.js';
@@ -106,17 +105,7 @@ function sink(req: http.IncomingMessage, res: http.ServerResponse): boolean {
   return true;
 }
 
-/** Runs the CLI under /usr/bin/time: its exit code, output, and peak RSS in MB. */
-async function measured(store: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string; rssMB: number }> {
-  const out = join(tmp, `time-${randomBytes(4).toString('hex')}`);
-  const r = await promisify(execFile)('/usr/bin/time', ['-f', '%M', '-o', out, process.execPath, CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '' }, maxBuffer: 64 << 20 }).then(
-    (x) => ({ code: 0, stdout: x.stdout, stderr: x.stderr }),
-    (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }),
-  );
-  const kb = Number((await readFile(out, 'utf8')).trim().split('\n').pop());
-  console.log(`peak RSS of layerbox ${argv.join(' ').replace(tmp, '…')}: ${Math.round(kb / 1024)} MB`);
-  return { ...r, rssMB: kb / 1024 };
-}
+const measured = cliMeasured;
 
 /** The store is as it was: no tag, fsck clean, no temporary file left behind. */
 async function unchanged(store: string): Promise<void> {
