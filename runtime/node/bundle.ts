@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { type BundleIndex, LayerboxError, type Store, importBundleAt } from '../../src/index.js';
-import { streamHasher } from './oci.js';
+import { positionalReader, streamHasher } from './oci.js';
 
 /**
  * Imports a layerbox bundle from the file `src`, read at offsets: memory
@@ -14,17 +14,7 @@ export async function importBundleFile(store: Store, src: string): Promise<Bundl
   try {
     // The size is taken once, from the open file: a file that shrinks later reads short, and is refused as truncated.
     const { size } = await fh.stat();
-    const readAt = async (pos: number, len: number): Promise<Uint8Array> => {
-      const b = new Uint8Array(len);
-      let got = 0;
-      while (got < len) {
-        const { bytesRead } = await fh.read(b, got, len - got, pos + got);
-        if (!bytesRead) break;
-        got += bytesRead;
-      }
-      return b.subarray(0, got);
-    };
-    return await importBundleAt(store, readAt, size, { hasher: streamHasher });
+    return await importBundleAt(store, positionalReader(fh), size, { hasher: streamHasher });
   } finally {
     await fh.close();
   }

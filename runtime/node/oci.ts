@@ -5,7 +5,7 @@ import { Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { closeSync, createReadStream, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { isZero } from '../../src/overlay/content.js';
-import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -196,14 +196,9 @@ function dirStreams(dir: string): ArchiveStreams {
 /** Largest member of an archive read whole (documents, small layers); bigger layers are streamed. */
 const MAX_WHOLE_MEMBER = 1024 * 1024 * 1024;
 
-/**
- * A tar file as an archive: an index of its members made from their headers
- * alone, members read at their offsets, big ones as streams. Memory stays
- * bounded whatever the members' sizes.
- */
-async function tarFileArchive(src: string, size: number): Promise<{ read: ArchiveReader; streams: ArchiveStreams; close: () => Promise<void> }> {
-  const fh = await open(src, 'r');
-  const readAt = async (pos: number, len: number): Promise<Uint8Array> => {
+/** Positional reads of an open file: `len` bytes at `pos`, fewer only at its end. */
+export function positionalReader(fh: FileHandle): (pos: number, len: number) => Promise<Uint8Array> {
+  return async (pos, len) => {
     const b = new Uint8Array(len);
     let got = 0;
     while (got < len) {
@@ -213,6 +208,16 @@ async function tarFileArchive(src: string, size: number): Promise<{ read: Archiv
     }
     return b.subarray(0, got);
   };
+}
+
+/**
+ * A tar file as an archive: an index of its members made from their headers
+ * alone, members read at their offsets, big ones as streams. Memory stays
+ * bounded whatever the members' sizes.
+ */
+async function tarFileArchive(src: string, size: number): Promise<{ read: ArchiveReader; streams: ArchiveStreams; close: () => Promise<void> }> {
+  const fh = await open(src, 'r');
+  const readAt = positionalReader(fh);
   const members = new Map<string, { offset: number; size: number }>();
   try {
     for await (const m of readTarAt(readAt, size)) {
