@@ -264,13 +264,11 @@ export async function importOciArchive(store: Store, src: string, opts: { tag?: 
     if (!(await detectOciArchive(read))) return null;
     return importOci(store, read, { tag: opts.tag, gunzip, streams: dirStreams(src), ...streaming });
   }
-  const head = new Uint8Array(2);
-  const fh = await open(src, 'r');
-  await fh.read(head, 0, 2, 0).finally(() => fh.close());
-  if (!(head[0] === 0x1f && head[1] === 0x8b)) {
+  // An uncompressed archive, read by offsets; null when it is no OCI or docker archive.
+  const fromTarFile = async (file: string, size: number) => {
     let archive;
     try {
-      archive = await tarFileArchive(src, st.size);
+      archive = await tarFileArchive(file, size);
     } catch {
       return null;
     }
@@ -280,6 +278,12 @@ export async function importOciArchive(store: Store, src: string, opts: { tag?: 
     } finally {
       await archive.close();
     }
+  };
+  const head = new Uint8Array(2);
+  const fh = await open(src, 'r');
+  await fh.read(head, 0, 2, 0).finally(() => fh.close());
+  if (!(head[0] === 0x1f && head[1] === 0x8b)) {
+    return fromTarFile(src, st.size);
   }
   // A gzip archive is gunzipped as a stream into a temporary file in the store's
   // tmp (zero runs left as holes), then read by offsets like a plain one: a
@@ -302,18 +306,7 @@ export async function importOciArchive(store: Store, src: string, opts: { tag?: 
     } finally {
       await out.close();
     }
-    let archive;
-    try {
-      archive = await tarFileArchive(plain, at);
-    } catch {
-      return null;
-    }
-    try {
-      if (!(await detectOciArchive(archive.read))) return null;
-      return await importOci(store, archive.read, { tag: opts.tag, gunzip, streams: archive.streams, ...streaming });
-    } finally {
-      await archive.close();
-    }
+    return await fromTarFile(plain, at);
   } finally {
     await rm(plain, { force: true });
   }
