@@ -1,13 +1,14 @@
 import { capMemory } from './wasm-limits.js';
 import type { Digest } from './digest.js';
-import { LayerboxError } from './errno.js';
+import { LayerboxError, describeErrno, errnoOf } from './errno.js';
 import { exportTar } from './archive.js';
 import type { ImageManifest } from './image.js';
-import { type LayerTable, chunksOf, decodeLayer, encodeLayer } from './layer.js';
+import { type LayerTable, chunksOf, decodeLayer } from './layer.js';
 import { type Change, diffOverlay } from './overlay/diff.js';
 import { Overlay } from './overlay/overlay.js';
-import { collectDirtyChunks, upperToTable } from './overlay/snapshot.js';
+import { upperToTable } from './overlay/snapshot.js';
 import { type LowerLayer, emptyUpper, mountUpper } from './overlay/tree.js';
+import { BoxJournal, type JournalHeader, MemoryJournalLog, journalApplies, replayTable, scanJournal } from './store/journal.js';
 import type { BoxRecord } from './store/backend.js';
 import { type GuestIo, type Mount, type RunResult, guestFds, runModule } from './run.js';
 import { WasiHost } from './wasi/host.js';
@@ -36,29 +37,67 @@ export class Box {
     private manifest: ImageManifest,
     private lowers: LowerLayer[],
     private overlay: Overlay,
+    private journal: BoxJournal | null,
   ) {}
 
   /** @internal use Store.openBox */
   static async open(store: Store, name: string, record: BoxRecord): Promise<Box> {
     const manifest = await store.manifest(record.image);
     const lowers = await store.mountImage(manifest);
-    const upper = record.upper ? mountUpper(decodeLayer(await store.backend.getBlob(record.upper), `upper ${record.upper}`, 'upper')) : emptyUpper();
-    return new Box(store, name, record, manifest, lowers, new Overlay(lowers, upper, { ...store.overlayOptions(), limits: record.limits }));
+    // A store that cannot write synchronously (IndexedDB on a page) folds what a worker journaled first.
+    if (!store.backend.openJournal && store.backend.readJournal && (await store.backend.readJournal(name))?.size) record = await store.checkpoint(name, record);
+    const base = record.upper ? decodeLayer(await store.backend.getBlob(record.upper), `upper ${record.upper}`, 'upper') : null;
+    const log = store.backend.openJournal?.(name) ?? new MemoryJournalLog(false);
+    const header = journalHeader(name, record);
+    const scan = await scanJournal(log, (b) => store.digest(b));
+    const table = journalApplies(scan, header) ? replayTable(base, scan.metas, store.chunkSize) : base;
+    const journal = new BoxJournal(log, { header, scan, digest: (b) => store.digest(b), cacheBytes: store.cacheBytes, random: store.random });
+    return Box.assemble(store, name, record, manifest, lowers, table ? mountUpper(table) : emptyUpper(), journal);
   }
 
-  /** A box over an image whose changes live only in memory (`run --image`). */
+  /** A box over an image whose changes live only in memory (`run --image`), spilling to a scratch log where the store has one. */
   static async ephemeral(store: Store, image: Digest): Promise<Box> {
     const record: BoxRecord = { image, upper: null, created: store.nowIso() };
     const manifest = await store.manifest(image);
     const lowers = await store.mountImage(manifest);
-    return new Box(store, null, record, manifest, lowers, new Overlay(lowers, emptyUpper(), store.overlayOptions()));
+    const log = store.backend.openJournal?.(null);
+    const journal = log ? new BoxJournal(log, { header: null, scan: null, digest: (b) => store.digest(b), cacheBytes: store.cacheBytes, random: store.random }) : null;
+    return Box.assemble(store, null, record, manifest, lowers, emptyUpper(), journal);
+  }
+
+  private static assemble(store: Store, name: string | null, record: BoxRecord, manifest: ImageManifest, lowers: LowerLayer[], upper: ReturnType<typeof emptyUpper>, journal: BoxJournal | null): Box {
+    const box = new Box(store, name, record, manifest, lowers, null as unknown as Overlay, journal);
+    box.overlay = box.makeOverlay(upper);
+    return box;
+  }
+
+  /** An overlay over the box's lowers with its limits, reading chunks from its journal first, then the store. */
+  private makeOverlay(upper: ReturnType<typeof emptyUpper>): Overlay {
+    const o = this.store.overlayOptions();
+    const j = this.journal;
+    const read = o.readChunk;
+    const ov = new Overlay(this.lowers, upper, { ...o, readChunk: j ? (d) => j.readChunk(d) ?? read(d) : read, journal: j ?? undefined, limits: this.record.limits });
+    j?.attach(ov);
+    return ov;
   }
 
   /** Reloads the persisted state (after another thread or process changed the box). */
   async reload(): Promise<void> {
     if (this.name === null) return;
+    this.journal?.close();
     const fresh = await Box.open(this.store, this.name, await this.store.boxRecord(this.name));
-    Object.assign(this, { record: fresh.record, manifest: fresh.manifest, lowers: fresh.lowers, overlay: fresh.overlay });
+    Object.assign(this, { record: fresh.record, manifest: fresh.manifest, lowers: fresh.lowers, overlay: fresh.overlay, journal: fresh.journal });
+  }
+
+  /** Releases the box's journal (its log's host handle). The box is not usable afterwards. */
+  close(): void {
+    this.journal?.close();
+  }
+
+  /** @internal The bytes of the box's journal (a guest worker hands them to the store's side at exit). */
+  journalBytes(): Uint8Array | null {
+    const src = this.journal?.source;
+    return src && src.size ? (src.read(0, src.size) as Uint8Array) : null;
   }
 
   /**
@@ -75,6 +114,8 @@ export class Box {
     }
     if (this.store.runner) {
       await this.flush();
+      // The runner opens the box's journal itself: this process lets go of it meanwhile.
+      this.journal?.close();
       const r = await this.store.runner(this, wasm, { ...opts, env });
       if (r) {
         await this.reload();
@@ -119,33 +160,22 @@ export class Box {
   }
 
   /**
-   * The upper as blobs to persist, computed without I/O: its new chunks and
-   * its table. `upper` equals `state.upper` when nothing changed since.
+   * Makes every change durable, then folds the box's journal into the store
+   * (its upper as one snapshot, its chunks in a pack) and points the box at
+   * it. A failure (a full disk, a quota) throws, and the box loses nothing:
+   * what was not stored stays in memory, and a later flush retries.
    */
-  snapshot(): { upper: Digest | null; blobs: Array<{ digest: Digest; data: Uint8Array }> } {
-    const upper = this.overlay.upper;
-    const chunks = collectDirtyChunks(upper, (b) => this.store.digest(b));
-    // Written chunks are digests now; one equal to the image's chunk costs nothing again.
-    if (chunks.size) this.overlay.recount();
-    const blobs = [...chunks].map(([digest, data]) => ({ digest, data }));
-    if (!upper.root) return { upper: null, blobs };
-    const bytes = encodeLayer(upperToTable(upper, 'upper', this.store.chunkSize, this.lowers.at(-1)!.root));
-    const digest = this.store.digest(bytes);
-    blobs.push({ digest, data: bytes });
-    return { upper: digest, blobs };
-  }
-
-  /** Records that a snapshot was persisted elsewhere (a worker's fd_sync handled by its parent). */
-  persisted(record: BoxRecord): void {
-    this.record = record;
-  }
-
-  /** Writes the upper's changes to the store (chunks, then the upper snapshot, then the box pointer). */
   async flush(): Promise<void> {
     if (this.name === null) return;
-    const s = this.snapshot();
-    if (s.upper === this.record.upper) return;
-    this.record = await this.store.writeUpper(this.name, this.record, s.upper, s.blobs);
+    try {
+      this.overlay.sync();
+      this.record = await this.store.checkpoint(this.name, this.record, this.journal?.source);
+    } catch (e) {
+      const errno = errnoOf(e);
+      if (errno === undefined) throw e;
+      throw new LayerboxError(`box ${this.name}: its changes could not be stored: ${describeErrno(errno)} (it keeps what was stored last)`, { errno, cause: e });
+    }
+    this.journal?.rebase(journalHeader(this.name, this.record));
   }
 
   /**
@@ -191,22 +221,18 @@ export class Box {
    */
   async commit(opts: { tag?: string; message?: string } = {}): Promise<Digest> {
     if (this.name === null) throw new LayerboxError('an ephemeral box cannot be committed');
-    const upper = this.overlay.upper;
-    const chunks = collectDirtyChunks(upper, (b) => this.store.digest(b));
-    const table = upperToTable(upper, 'layer', this.store.chunkSize, this.lowers.at(-1)!.root);
+    // Everything stored first: a box whose data is not all in the store is never committed.
+    await this.flush();
+    const table = upperToTable(this.overlay.upper, 'layer', this.store.chunkSize, this.lowers.at(-1)!.root);
     const dataSize = this.addedBytes(table.entries);
-    const img = await this.store.writeCommit(this.name, this.record, this.record.image, { table, dataSize }, [...chunks].map(([digest, data]) => ({ digest, data })), opts);
+    const img = await this.store.writeCommit(this.name, this.record, this.record.image, { table, dataSize }, [], opts);
     const layer = await this.store.mountLayer(img.layerDigest, this.lowers.length, table);
     this.lowers = [...this.lowers, layer];
     this.manifest = img.manifest;
     this.record = { ...this.record, image: img.digest, upper: null };
-    this.overlay = this.emptyOverlay();
+    this.journal?.rebase(journalHeader(this.name, this.record));
+    this.overlay = this.makeOverlay(emptyUpper());
     return img.digest;
-  }
-
-  /** A fresh overlay over the current lowers, with the box's limits. */
-  private emptyOverlay(): Overlay {
-    return new Overlay(this.lowers, emptyUpper(), { ...this.store.overlayOptions(), limits: this.record.limits });
   }
 
   /** Bytes of chunks the layer holds that the image did not have at the same paths. */
@@ -230,13 +256,12 @@ export class Box {
 
   /** Drops every change: the box sees its image again. */
   async reset(): Promise<void> {
-    if (this.name === null) {
-      this.overlay = this.emptyOverlay();
-      return;
+    if (this.name !== null) {
+      await this.store.resetBox(this.name);
+      this.record = { ...this.record, upper: null };
+      this.journal?.rebase(journalHeader(this.name, this.record));
     }
-    await this.store.resetBox(this.name);
-    this.record = { ...this.record, upper: null };
-    this.overlay = this.emptyOverlay();
+    this.overlay = this.makeOverlay(emptyUpper());
   }
 
   /** Flushes, then copies this box under a new name (O(1)). */
@@ -246,4 +271,9 @@ export class Box {
     await this.store.forkBox(this.name, newName);
     return this.store.openBox(newName);
   }
+}
+
+/** The header a box's journal must carry to apply to its record. */
+function journalHeader(name: string, r: BoxRecord): JournalHeader {
+  return { box: name, image: r.image, upper: r.upper, created: r.created };
 }

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Digest, digestBytes, digestFromBytes } from '../../src/digest.js';
 import { LayerboxError, hostFailure } from '../../src/errno.js';
-import { type Backend, type BackendStats, type BlobProblem, type RefsDoc, Mutex, checkRefs, emptyRefs } from '../../src/store/backend.js';
+import { type Backend, type BackendStats, type BlobProblem, type JournalLog, type JournalSource, type RefsDoc, Mutex, checkRefs, emptyRefs } from '../../src/store/backend.js';
+import { FileJournalLog } from './journal-file.js';
 
 const STORE_FILE = 'layerbox-store.json';
 const STORE_MAGIC = 'layerbox-store';
@@ -675,6 +676,18 @@ export class DirBackend implements Backend {
     for (const fd of this.fds.values()) fs.closeSync(fd);
     this.fds.clear();
   }
+
+  /** Box journals live in journals/, one file per box; an ephemeral box's scratch log in tmp/ (gone with its process). */
+  openJournal(box: string | null): JournalLog {
+    if (box === null) return new FileJournalLog(`${this.tmpName()}.jnl`, () => this.tmpName(), true);
+    fs.mkdirSync(this.p('journals'), { recursive: true });
+    return new FileJournalLog(this.p('journals', `${encodeURIComponent(box)}.jnl`), () => this.tmpName());
+  }
+
+  async readJournal(box: string): Promise<JournalSource | null> {
+    const log = new FileJournalLog(this.p('journals', `${encodeURIComponent(box)}.jnl`), () => this.tmpName());
+    return log.size ? log : null;
+  }
 }
 
 /**
@@ -699,7 +712,7 @@ export async function openDirBackend(dir: string, opts: { create?: boolean } = {
   } else {
     if (opts.create === false) throw new LayerboxError(`no layerbox store at ${root}`);
     // Only our own subdirectories may be there already: a creation that died before writing the marker.
-    if (entries?.some((n) => n !== 'packs' && n !== 'tmp' && n !== 'leases')) throw new LayerboxError(`refusing to use ${root} as a store: it is not empty and holds no ${STORE_FILE}`);
+    if (entries?.some((n) => n !== 'packs' && n !== 'tmp' && n !== 'leases' && n !== 'journals')) throw new LayerboxError(`refusing to use ${root} as a store: it is not empty and holds no ${STORE_FILE}`);
     fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
     // The marker goes in last and atomically: a directory with it is a complete store.
     const tmp = path.join(root, 'tmp', `${process.pid}-init-${randomBytes(4).toString('hex')}`);

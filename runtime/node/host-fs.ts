@@ -392,6 +392,9 @@ class HostFile implements GuestFile {
   truncate(size: number): void {
     this.run(() => fs.ftruncateSync(this.fd, size));
   }
+  sync(): void {
+    this.run(() => fs.fsyncSync(this.fd));
+  }
   stat(): Stat {
     return this.run(() => statOf(fs.fstatSync(this.fd, { bigint: true })));
   }

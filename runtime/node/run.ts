@@ -1,9 +1,7 @@
 import { closeSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type BoxRecord, type Digest, LayerboxError, type RunResult, Store } from '../../src/index.js';
-import { openDirBackend } from './dir-backend.js';
-import { nodeClock, nodeHasher } from './host.js';
+import { LayerboxError, type RunResult } from '../../src/index.js';
 import { openMountRoot } from './host-fs.js';
 
 export interface WorkerRequest {
@@ -23,12 +21,12 @@ export interface WorkerRequest {
   stdin?: Uint8Array | 'inherit';
   /** Caps the guest's linear memory (see capMemory). */
   maxMemoryBytes?: number;
+  /** Bytes of written data the box keeps in memory before they spill to its journal (default 64 MiB). */
+  cacheBytes?: number;
 }
 
 export type WorkerMessage =
   | { kind: 'stdout' | 'stderr'; data: Uint8Array }
-  /** fd_sync in the guest: persist this snapshot, then set `done[0]` (1 ok, 2 failed) and notify. */
-  | { kind: 'persist'; box: string; expect: BoxRecord; upper: Digest | null; blobs: Array<{ digest: Digest; data: Uint8Array }>; done: Int32Array }
   | { kind: 'exit'; exitCode: number; trap?: string }
   /** `errno`: the host failure behind it (ENOSPC while flushing the box...), so the parent's message can name it. */
   | { kind: 'error'; message: string; name: string; errno?: number };
@@ -99,23 +97,8 @@ export function runInWorker(req: WorkerRequest, o: WorkerRunOptions = {}): Promi
     if (o.signal?.aborted) onAbort();
     else o.signal?.addEventListener('abort', onAbort, { once: true });
     w.on('exit', () => o.signal?.removeEventListener('abort', onAbort));
-    // The guest's fd_sync: the worker is blocked until its snapshot is in the store.
-    let store: Promise<Store> | null = null;
-    const persist = async (m: Extract<WorkerMessage, { kind: 'persist' }>) => {
-      try {
-        store ??= openDirBackend(req.store).then((b) => new Store(b, { hasher: nodeHasher, clock: nodeClock }));
-        await (await store).writeUpper(m.box, m.expect, m.upper, m.blobs);
-        Atomics.store(m.done, 0, 1);
-      } catch {
-        Atomics.store(m.done, 0, 2);
-      }
-      Atomics.notify(m.done, 0);
-    };
-    const closeStore = () => void store?.then((s) => s.backend.close());
-    w.on('exit', closeStore);
     w.on('message', (m: WorkerMessage) => {
-      if (m.kind === 'persist') void persist(m);
-      else if (m.kind === 'stdout' || m.kind === 'stderr') {
+      if (m.kind === 'stdout' || m.kind === 'stderr') {
         const sink = m.kind === 'stdout' ? o.onStdout : o.onStderr;
         if (sink) sink(m.data);
         else (m.kind === 'stdout' ? out : err).push(m.data);

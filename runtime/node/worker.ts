@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import { isatty } from 'node:tty';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Errno, FsError, type Mount, capMemory, errnoOf, runModule } from '../../src/index.js';
+import { type Mount, capMemory, errnoOf, runModule } from '../../src/index.js';
 import { HostFs } from './host-fs.js';
 import { openStore } from './index.js';
 import type { WorkerRequest, WorkerMessage } from './run.js';
@@ -41,7 +41,7 @@ function stdinSource(): (max: number) => Uint8Array | null {
 }
 
 async function main(): Promise<void> {
-  const store = await openStore(req.store);
+  const store = await openStore(req.store, { cacheBytes: req.cacheBytes });
   const box = req.box ? await store.openBox(req.box) : await store.ephemeralBox(req.image!);
   let wasm: Uint8Array;
   if (typeof req.program === 'string') {
@@ -57,21 +57,9 @@ async function main(): Promise<void> {
   };
   const hostMounts = req.dirs.map((d) => ({ guest: d.guest, fs: new HostFs(d.host, d.fd) }));
   const mounts: Mount[] = [{ guest: '/', fs: box.fs }, ...hostMounts];
-  // fd_sync: hand the snapshot to the parent and wait until it is durable (the guest is synchronous).
-  const onSync = () => {
-    if (!req.box) return;
-    const snap = box.snapshot();
-    if (snap.upper === box.state.upper) return;
-    const done = new Int32Array(new SharedArrayBuffer(4));
-    post({ kind: 'persist', box: req.box, expect: box.state, upper: snap.upper, blobs: snap.blobs, done });
-    Atomics.wait(done, 0, 0);
-    if (Atomics.load(done, 0) !== 1) throw new FsError(Errno.IO, 'fd_sync: the box could not be written');
-    box.persisted({ ...box.state, upper: snap.upper });
-  };
   let r: ReturnType<typeof runModule>;
   try {
     r = runModule(module, mounts, {
-      onSync,
       args: req.args,
       env: [...box.config.env, ...req.env],
       stdin: stdinSource(),

@@ -37,6 +37,8 @@ export class FileContent {
     readonly chunkSize: number,
     private readChunk: (d: Digest) => Uint8Array,
     private readChunksInto?: (run: Digest[], lengths: number[], dest: Uint8Array, from: number) => boolean,
+    /** Told of every chunk index whose content changes, with the bytes of any buffer created for it. */
+    private onChunk: (f: FileNode, k: number, bytes: number) => void = () => {},
   ) {}
 
   private covered(size: number, k: number): number {
@@ -61,6 +63,7 @@ export class FileContent {
     const out = new Uint8Array(this.covered(f.size, k));
     if (c !== undefined) out.set(this.chunkData(f, k));
     f.chunks.set(k, out);
+    this.onChunk(f, k, out.length);
     return out;
   }
 
@@ -71,6 +74,7 @@ export class FileContent {
     const out = new Uint8Array(this.covered(f.size, k));
     out.set(old.subarray(0, out.length));
     f.chunks.set(k, out);
+    this.onChunk(f, k, out.length);
   }
 
   setSize(f: FileNode, size: number): void {
@@ -79,7 +83,11 @@ export class FileContent {
     if (size === old) return;
     const n = Math.ceil(size / cs);
     if (size < old) {
-      for (const k of [...f.chunks.keys()]) if (k >= n) f.chunks.delete(k);
+      for (const k of [...f.chunks.keys()])
+        if (k >= n) {
+          f.chunks.delete(k);
+          this.onChunk(f, k, 0);
+        }
       f.size = size;
       if (n > 0 && size % cs) this.resizeChunk(f, n - 1, old);
     } else {

@@ -21,6 +21,57 @@ export interface OverlayOptions {
   clock: () => bigint;
   /** Quotas on what the upper may hold (a box's `limits`); none when absent. */
   limits?: BoxLimits;
+  /** Where changes go when they leave memory: a box's journal. Without one, the upper lives in memory only. */
+  journal?: OverlayJournal;
+}
+
+/**
+ * The engine's view of a box journal (see store/journal.ts): it is told
+ * before bytes are written (so it can move dirty chunks out of memory first)
+ * and asked to make every change durable on sync. Both may throw FsError
+ * (ENOSPC, EIO...), and then nothing changed.
+ */
+export interface OverlayJournal {
+  beforeWrite(ov: Overlay, bytes: number): void;
+  sync(ov: Overlay): void;
+}
+
+/**
+ * What changed in the upper since the last sync: the nodes whose own
+ * attributes changed, the names that changed in upper directories, and the
+ * chunk indices of files that changed. A journal writes exactly these, so a
+ * sync costs what changed, not the size of the upper.
+ */
+export class UpperChanges {
+  readonly nodes = new Set<DirNode | Leaf>();
+  readonly edges = new Map<DirNode, Set<string>>();
+  readonly keys = new Map<FileNode, Set<number>>();
+  /** Bytes of chunk buffers created since the last sync or spill (an estimate: the journal recounts before acting on it). */
+  dirtyBytes = 0;
+  node(n: Node): void {
+    if (n.kind !== 'whiteout') this.nodes.add(n);
+  }
+  edge(d: DirNode, name: string): void {
+    let s = this.edges.get(d);
+    if (!s) this.edges.set(d, (s = new Set()));
+    s.add(name);
+  }
+  chunk(f: FileNode, k: number, bytes: number): void {
+    let s = this.keys.get(f);
+    if (!s) this.keys.set(f, (s = new Set()));
+    s.add(k);
+    this.dirtyBytes += bytes;
+    this.nodes.add(f);
+  }
+  get empty(): boolean {
+    return !this.nodes.size && !this.edges.size && !this.keys.size;
+  }
+  clear(): void {
+    this.nodes.clear();
+    this.edges.clear();
+    this.keys.clear();
+    this.dirtyBytes = 0;
+  }
 }
 
 /**
@@ -111,6 +162,8 @@ const MAX_SYMLINKS = 40;
 export class Overlay {
   readonly upper: UpperState;
   readonly content: FileContent;
+  /** Changes since the last sync (see UpperChanges). */
+  readonly changes = new UpperChanges();
   /** Lower leaves that were copied up, by inode: every later lookup of them lands on the copy. */
   private copies = new Map<number, Leaf>();
   private redirectCache = new Map<string, DirNode[]>();
@@ -124,14 +177,34 @@ export class Overlay {
 
   constructor(readonly lowers: readonly LowerLayer[], upper: UpperState = emptyUpper(), readonly opts: OverlayOptions) {
     this.upper = upper;
-    this.content = new FileContent(opts.chunkSize, opts.readChunk, opts.readChunksInto);
+    this.content = new FileContent(opts.chunkSize, opts.readChunk, opts.readChunksInto, (f, k, bytes) => this.changes.chunk(f, k, bytes));
     if (upper.nextIno < UPPER_INO_BASE) upper.nextIno = UPPER_INO_BASE;
     if (upper.root) this.indexCopies(upper.root);
     else if (!lowers.length) {
       const t = opts.clock();
       upper.root = newDir(UPPER, upper.nextIno++, { mode: 0o755, uid: 0, gid: 0, atime: t, mtime: t, ctime: t }, null, '');
+      this.changes.node(upper.root);
     }
     this.recount();
+  }
+
+  /** Makes every change so far durable through the journal (a no-op without one). Throws FsError on failure, changing nothing. */
+  sync(): void {
+    this.opts.journal?.sync(this);
+  }
+
+  /**
+   * Bytes of content the upper holds for `f` beyond the image's (what
+   * maxUpperBytes counts). A journal calls it around turning a file's
+   * written chunks into digests, with `adjust` the difference to book.
+   */
+  fileUsage(f: FileNode): number {
+    return f.nlink > 0 ? this.fileBytes(f) : 0;
+  }
+
+  /** Books a change of upper bytes the engine did not make itself (see fileUsage). */
+  adjustUsage(bytes: number): void {
+    this.used.upperBytes += bytes;
   }
 
   // ---- quotas -------------------------------------------------------------------
@@ -479,13 +552,17 @@ export class Overlay {
       const d = chain[i]!;
       const top = d.sources[0]!;
       let node: DirNode;
-      if (!d.parent) node = this.upper.root ??= newDir(UPPER, top.ino, { ...top.meta }, null, '');
-      else {
+      if (!d.parent) {
+        if (!this.upper.root) this.changes.node((this.upper.root = newDir(UPPER, top.ino, { ...top.meta }, null, '')));
+        node = this.upper.root;
+      } else {
         const existing = p!.children.get(d.name);
         if (existing?.kind === 'dir') node = existing;
         else {
           node = newDir(UPPER, top.ino, { ...top.meta }, p!, d.name);
           p!.children.set(d.name, node);
+          this.changes.node(node);
+          this.changes.edge(p!, d.name);
         }
       }
       d.sources.unshift(node);
@@ -543,9 +620,12 @@ export class Overlay {
         continue;
       }
       if (r.found?.leaf !== leaf || !r.parent) continue;
-      this.upperDir(r.parent).children.set(r.name, copy);
+      const up = this.upperDir(r.parent);
+      up.children.set(r.name, copy);
+      this.changes.edge(up, r.name);
       copy.nlink++;
     }
+    this.changes.node(copy);
     this.copies.set(leaf.ino, copy);
     return copy;
   }
@@ -661,7 +741,9 @@ export class Overlay {
 
   /** @internal used by FileHandle */
   utimesLeaf(leaf: Leaf, atime: bigint | undefined, mtime: bigint | undefined): void {
-    const m = this.copyUp(this.current(leaf)).meta;
+    const u = this.copyUp(this.current(leaf));
+    this.changes.node(u);
+    const m = u.meta;
     if (atime !== undefined) m.atime = atime;
     if (mtime !== undefined) m.mtime = mtime;
     m.ctime = this.now();
@@ -671,10 +753,13 @@ export class Overlay {
   writeLeaf(leaf: Leaf, offset: number, data: Uint8Array): void {
     if (data.length) this.checkFileSize(offset + data.length);
     const delta = data.length && leaf.kind === 'file' ? this.reserveBytes(leaf, Math.max(leaf.size, offset + data.length), offset, offset + data.length) : 0;
+    // Before any change: the journal may move dirty chunks out of memory first, and may fail.
+    if (data.length) this.opts.journal?.beforeWrite(this, data.length);
     const f = this.writableFile(leaf);
     this.content.write(f, offset, data);
     this.used.upperBytes += delta;
     f.meta.mtime = f.meta.ctime = this.now();
+    this.changes.node(f);
   }
 
   /** @internal used by FileHandle */
@@ -685,6 +770,7 @@ export class Overlay {
     this.content.setSize(f, size);
     this.used.upperBytes += delta;
     f.meta.mtime = f.meta.ctime = this.now();
+    this.changes.node(f);
   }
 
   readFile(path: string): Uint8Array {
@@ -716,6 +802,7 @@ export class Overlay {
     this.version++;
     const n = this.upperDir(d);
     n.meta.mtime = n.meta.ctime = this.now();
+    this.changes.node(n);
   }
 
   /** Puts a node at parent/name in the upper, replacing what the upper held there. */
@@ -727,6 +814,8 @@ export class Overlay {
     if (old?.kind === 'dir' && old !== node && old.ino >= UPPER_INO_BASE) this.used.files--;
     this.forget(old);
     p.children.set(name, node);
+    this.changes.edge(p, name);
+    this.changes.node(node);
     if (node.kind === 'dir') {
       node.parent = p;
       node.name = name;
@@ -740,6 +829,7 @@ export class Overlay {
     const old = p.children.get(name);
     if (this.lowerHas(parent, name)) p.children.set(name, WHITEOUT);
     else p.children.delete(name);
+    this.changes.edge(p, name);
     if (old?.kind === 'dir' && old.ino >= UPPER_INO_BASE) this.used.files--;
     if (old?.kind === 'dir' && old.parent === p) this.forget(old);
     this.touchDir(parent);
@@ -763,6 +853,7 @@ export class Overlay {
     if (u.nlink === 0 && u.kind === 'file') this.used.upperBytes -= this.fileBytes(u);
     u.meta.ctime = this.now();
     if (u.nlink <= 0 && u.ino < UPPER_INO_BASE && this.copies.get(u.ino) === u) this.copies.delete(u.ino);
+    this.changes.node(u);
   }
 
   mkdir(path: string, mode = 0o755): void {
@@ -818,6 +909,7 @@ export class Overlay {
     u.nlink++;
     this.used.files += this.leafFiles(u, u.nlink) - before;
     u.meta.ctime = this.now();
+    this.changes.node(u);
   }
 
   rename(from: string, to: string): void {
@@ -860,6 +952,7 @@ export class Overlay {
     if (up.children.get(src.name) === moving && moving.kind === 'dir') moving.parent = null;
     if (this.lowerHas(src.parent, src.name)) up.children.set(src.name, WHITEOUT);
     else up.children.delete(src.name);
+    this.changes.edge(up, src.name);
     this.touchDir(src.parent);
     this.place(dst0.parent, dst0.name, moving);
     if (moving.kind === 'dir' && moving.redirect !== null) this.upper.redirects.set(moving.redirect, moving);
@@ -877,8 +970,9 @@ export class Overlay {
   /** Writable metadata of whatever `path` names (copying it up, metadata only). */
   private writableMeta(path: string, follow: boolean): Meta {
     const r = this.existing(path, follow);
-    if (r.found.dir) return this.upperDir(r.found.dir).meta;
-    return this.copyUp(r.found.leaf).meta;
+    const n = r.found.dir ? this.upperDir(r.found.dir) : this.copyUp(r.found.leaf);
+    this.changes.node(n);
+    return n.meta;
   }
 
   chmod(path: string, mode: number, follow = true): void {

@@ -1,6 +1,7 @@
 import type { Digest } from '../digest.js';
 import { LayerboxError } from '../errno.js';
-import type { Backend, BackendStats, BlobProblem, RefsDoc } from '../store/backend.js';
+import type { Backend, BackendStats, BlobProblem, JournalLog, RefsDoc } from '../store/backend.js';
+import { MemoryJournalLog } from '../store/journal.js';
 import { fromUtf8, utf8 } from '../text.js';
 
 /** The two ends of a worker channel (a Web Worker, a worker_threads Worker, or their `self`/`parentPort`). */
@@ -140,4 +141,8 @@ export class BridgeBackend implements Backend {
     return { blobs: this.cache.size, bytes: this.cached };
   }
   async close(): Promise<void> {}
+  /** The guest's journal stays in the worker until exit, when the store's side folds it in. */
+  openJournal(): JournalLog {
+    return new MemoryJournalLog();
+  }
 }

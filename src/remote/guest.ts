@@ -1,5 +1,4 @@
 import { Box } from '../box.js';
-import { Errno, FsError } from '../errno.js';
 import { runModule } from '../run.js';
 import { Store } from '../store/store.js';
 import { BlobBridge, BridgeBackend, type Port } from './bridge.js';
@@ -18,17 +17,9 @@ export async function guestMain(msg: StartMessage, port: Port): Promise<void> {
     const box = msg.name === null ? await Box.ephemeral(store, msg.record.image) : await Box.open(store, msg.name, msg.record);
     const snapshot = (): Snapshot | null => {
       if (msg.name === null) return null;
-      const s = box.snapshot();
-      return s.upper === box.state.upper ? null : { expect: box.state, upper: s.upper, blobs: s.blobs };
-    };
-    const onSync = () => {
-      const s = snapshot();
-      if (!s) return;
-      const done = new Int32Array(new SharedArrayBuffer(4));
-      post({ t: 'persist', done, ...s });
-      Atomics.wait(done, 0, 0);
-      if (Atomics.load(done, 0) !== 1) throw new FsError(Errno.IO, 'fd_sync: the box could not be written');
-      box.persisted({ ...box.state, upper: s.upper });
+      box.fs.sync();
+      const journal = box.journalBytes();
+      return journal ? { expect: box.state, journal } : null;
     };
     const module = msg.wasm instanceof Uint8Array ? await WebAssembly.compile(msg.wasm) : msg.wasm;
     const r = runModule(module, [{ guest: '/', fs: box.fs }], {
@@ -38,7 +29,6 @@ export async function guestMain(msg: StartMessage, port: Port): Promise<void> {
       tty: msg.tty,
       stdout: (data) => post({ t: 'out', fd: 1, data: data.slice() }),
       stderr: (data) => post({ t: 'out', fd: 2, data: data.slice() }),
-      onSync,
     });
     post({ t: 'exit', code: r.exitCode, trap: r.trap, snapshot: snapshot() });
   } catch (e) {

@@ -1,5 +1,6 @@
 import type { Box } from '../box.js';
 import { LayerboxError } from '../errno.js';
+import { MemoryJournalLog } from '../store/journal.js';
 import type { RunResult } from '../run.js';
 import type { Store } from '../store/store.js';
 import { concatBytes, utf8 } from '../text.js';
@@ -43,7 +44,9 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
   const err: Uint8Array[] = [];
   const persist = async (s: Snapshot) => {
     if (box.name === null) return;
-    box.persisted(await store.writeUpper(box.name, s.expect, s.upper, s.blobs));
+    const log = new MemoryJournalLog();
+    log.append(s.journal, false);
+    await store.checkpoint(box.name, s.expect, log);
   };
   let feed: ((max: number) => Promise<void>) | null = null;
   return new Promise((resolve, reject) => {
@@ -79,12 +82,6 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
           else (m.fd === 1 ? out : err).push(m.data);
           break;
         }
-        case 'persist':
-          persist(m).then(
-            () => Atomics.store(m.done, 0, 1),
-            () => Atomics.store(m.done, 0, 2),
-          ).finally(() => Atomics.notify(m.done, 0));
-          break;
         case 'exit':
           (m.snapshot ? persist(m.snapshot) : Promise.resolve()).then(
             () => finish(() => resolve(result(m.code, false, m.trap))),

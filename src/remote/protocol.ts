@@ -18,17 +18,15 @@ export interface StartMessage {
   tty?: { stdin?: boolean; stdout?: boolean; stderr?: boolean };
 }
 
+/** A box's journal as the guest worker leaves it: the store's side folds it in (Store.checkpoint). */
 export interface Snapshot {
   expect: BoxRecord;
-  upper: Digest | null;
-  blobs: Array<{ digest: Digest; data: Uint8Array }>;
+  journal: Uint8Array;
 }
 
 export type GuestMessage =
   | { t: 'read'; digest: Digest; offset: number }
   | { t: 'out'; fd: 1 | 2; data: Uint8Array }
   | { t: 'stdin'; max: number }
-  /** fd_sync: persist, then set done[0] to 1 (or 2 on failure) and notify; the guest is blocked meanwhile. */
-  | ({ t: 'persist'; done: Int32Array } & Snapshot)
   | { t: 'exit'; code: number; trap?: string; snapshot: Snapshot | null }
   | { t: 'error'; message: string };

@@ -76,6 +76,44 @@ export interface Backend {
   leaseBox?(name: string): Promise<() => void>;
   /** Backends that cannot read synchronously (IndexedDB, HTTP) load blobs here so `readBlobSync` can serve them. */
   preload?(digests: Digest[]): Promise<void>;
+  /**
+   * A box's journal for the process that runs it, with synchronous I/O (the
+   * guest is synchronous); `null`: a scratch log for an ephemeral box, gone
+   * on close. Absent where the host cannot write synchronously (IndexedDB
+   * on a page): such boxes keep their changes in memory until a flush.
+   */
+  openJournal?(box: string | null): JournalLog;
+  /** A box's journal as the store side reads it at a checkpoint (may be asynchronous); null when there is none. */
+  readJournal?(box: string): Promise<JournalSource | null>;
+}
+
+/** A journal as a checkpoint reads it. */
+export interface JournalSource {
+  /** Bytes in the log; 0 when there is none. */
+  readonly size: number;
+  read(offset: number, length: number): Uint8Array | Promise<Uint8Array>;
+  /** Removes the log (after a checkpoint folded it into the store). */
+  remove(): void | Promise<void>;
+}
+
+/**
+ * A box's journal as bytes: appended at its end, read back anywhere.
+ * Implementations keep no state of their own beyond the bytes: the format is
+ * store/journal.ts's.
+ */
+export interface JournalLog extends JournalSource {
+  read(offset: number, length: number): Uint8Array;
+  /**
+   * Writes `bytes` at offset `size`. With `durable`, returns only once they
+   * and everything before them are on stable storage. On failure it throws
+   * (a host error carrying its errno code: ENOSPC, EDQUOT, EIO) and `size`
+   * keeps its old value: the next append overwrites what a failed one left.
+   */
+  append(bytes: Uint8Array, durable: boolean): void;
+  /** Atomically and durably replaces the whole log with `parts` (streamed: they may be large). */
+  replace(parts: Iterable<Uint8Array>): void;
+  remove(): void;
+  close(): void;
 }
 
 export function emptyRefs(): RefsDoc {

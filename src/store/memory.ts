@@ -1,6 +1,7 @@
 import { digestOf, type Digest, type Hasher, defaultHasher } from '../digest.js';
 import { LayerboxError } from '../errno.js';
-import { type Backend, type BackendStats, type BlobProblem, type RefsDoc, emptyRefs, Mutex } from './backend.js';
+import { type Backend, type BackendStats, type BlobProblem, type JournalLog, type JournalSource, type RefsDoc, emptyRefs, Mutex } from './backend.js';
+import { MemoryJournalLog } from './journal.js';
 
 /** Blobs and refs in memory: tests and ephemeral runs. */
 export class MemoryBackend implements Backend {
@@ -53,4 +54,15 @@ export class MemoryBackend implements Backend {
     return { blobs: this.blobs.size, bytes };
   }
   async close(): Promise<void> {}
+  private journals = new Map<string, MemoryJournalLog>();
+  openJournal(box: string | null): JournalLog {
+    if (box === null) return new MemoryJournalLog();
+    let j = this.journals.get(box);
+    if (!j) this.journals.set(box, (j = new MemoryJournalLog()));
+    return j;
+  }
+  async readJournal(box: string): Promise<JournalSource | null> {
+    const j = this.journals.get(box);
+    return j?.size ? j : null;
+  }
 }

@@ -10,8 +10,10 @@ import { decodeRoot, encodeLayerTree, isLayerTree, readLayerTable } from '../lay
 import { squashTable } from '../overlay/squash.js';
 import { addTarBytes, exportTar } from '../archive.js';
 import { utf8 } from '../text.js';
-import { type Backend, type BlobProblem, type BoxRecord, type RefsDoc, checkLimits, own } from './backend.js';
+import { type Backend, type BlobProblem, type BoxRecord, type JournalSource, type RefsDoc, checkLimits, own } from './backend.js';
 import type { RunResult } from '../run.js';
+import { DEFAULT_CACHE_BYTES, journalApplies, replayTable, scanJournal } from './journal.js';
+import { encodeLayer } from '../layer.js';
 
 export interface StoreOptions {
   /** Chunk size for new content (default 64 KiB). */
@@ -19,6 +21,10 @@ export interface StoreOptions {
   hasher?: Hasher;
   /** Nanoseconds since the epoch, for file times. */
   clock?: () => bigint;
+  /** Bytes of written data a box keeps in memory before they spill to its journal (default 64 MiB). */
+  cacheBytes?: number;
+  /** Random bytes (journal salts); hosts pass their CSPRNG. */
+  random?: (n: number) => Uint8Array;
 }
 
 export interface ImageInfo {
@@ -59,6 +65,8 @@ export interface FsckReport {
 }
 
 const defaultClock = (): bigint => BigInt(Date.now()) * 1_000_000n;
+/** A checkpoint moves a journal's chunks into the store this many bytes at a time: memory stays bounded. */
+const CHECKPOINT_GROUP = 32 << 20;
 
 /**
  * Images, tags and boxes over a backend. Every change is written blobs
@@ -68,6 +76,8 @@ export class Store {
   readonly chunkSize: number;
   readonly hash: Hasher;
   readonly clock: () => bigint;
+  readonly cacheBytes: number;
+  readonly random: (n: number) => Uint8Array;
   /** Set by hosts that run guests elsewhere (a worker they can stop); Box.run uses it. */
   runner?: (box: Box, wasm: Uint8Array | WebAssembly.Module, opts: RunOptions) => Promise<RunResult | null>;
   /** Mounted lower layers by (position, digest): boxes over one image share them. */
@@ -77,6 +87,8 @@ export class Store {
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.hash = opts.hasher ?? defaultHasher;
     this.clock = opts.clock ?? defaultClock;
+    this.cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.random = opts.random ?? ((n) => crypto.getRandomValues(new Uint8Array(n)));
   }
 
   digest(data: Uint8Array): Digest {
@@ -349,10 +361,16 @@ export class Store {
   }
 
   async removeBox(name: string): Promise<void> {
-    await this.updateBoxes((refs) => {
+    await this.updateBoxes(async (refs) => {
       if (!own(refs.boxes, name)) throw new LayerboxError(`no such box: ${name}`);
+      await this.dropJournal(name);
       delete refs.boxes[name];
     });
+  }
+
+  /** Removes a box's journal: before the refs change, so a crash between never brings its changes back. */
+  private async dropJournal(name: string): Promise<void> {
+    await (await this.backend.readJournal?.(name))?.remove();
   }
 
   /** Runs `fn` with the box marked in use (where the backend is shared between processes). */
@@ -367,9 +385,10 @@ export class Store {
 
   /** Drops the box's upper: it sees its image again. */
   async resetBox(name: string): Promise<void> {
-    await this.updateBoxes((refs) => {
+    await this.updateBoxes(async (refs) => {
       const r = own(refs.boxes, name);
       if (!r) throw new LayerboxError(`no such box: ${name}`);
+      await this.dropJournal(name);
       r.upper = null;
     });
   }
@@ -377,6 +396,8 @@ export class Store {
   /** A new box with the same image and upper (O(1): the upper snapshot is immutable and shared). */
   async forkBox(name: string, newName: string): Promise<void> {
     checkBoxName(newName);
+    // The journal belongs to the box's name: fold it first, so the copy sees every change.
+    await this.checkpoint(name, await this.boxRecord(name));
     await this.updateBoxes((refs) => {
       const r = own(refs.boxes, name);
       if (!r) throw new LayerboxError(`no such box: ${name}`);
@@ -385,10 +406,10 @@ export class Store {
     });
   }
 
-  private async updateBoxes(fn: (refs: RefsDoc) => void): Promise<void> {
+  private async updateBoxes(fn: (refs: RefsDoc) => void | Promise<void>): Promise<void> {
     await this.backend.lock(async () => {
       const refs = await this.backend.readRefs();
-      fn(refs);
+      await fn(refs);
       await this.backend.writeRefs(refs);
     });
   }
@@ -404,7 +425,9 @@ export class Store {
       const refs = await this.backend.readRefs();
       this.checkUnchanged(box, refs, expect);
       const manifest = await this.manifest(parent);
-      const img = await this.writeImage({ digest: parent, manifest }, layer, { comment: opts.message ?? '', createdBy: `layerbox commit ${box}` }, blobs);
+      await this.backend.putBlobs(blobs);
+      this.checkStored(layer.table, `box ${box}`);
+      const img = await this.writeImage({ digest: parent, manifest }, layer, { comment: opts.message ?? '', createdBy: `layerbox commit ${box}` });
       if (tag) refs.tags[tag] = img.digest;
       refs.boxes[box] = { ...own(refs.boxes, box)!, image: img.digest, upper: null };
       await this.backend.writeRefs(refs);
@@ -412,15 +435,59 @@ export class Store {
     });
   }
 
-  /** Persists a box's upper snapshot. */
-  async writeUpper(box: string, expect: BoxRecord, upper: Digest | null, blobs: Array<{ digest: Digest; data: Uint8Array }>): Promise<BoxRecord> {
+  /** Refuses a table that names a chunk the store does not hold: nothing is ever tagged that fsck would reject. */
+  private checkStored(table: LayerTable, what: string): void {
+    for (const c of chunksOf(table)) if (!this.backend.hasBlob(c)) throw new LayerboxError(`${what}: chunk ${c} is not in the store; refusing to write a snapshot that names it`);
+  }
+
+  /**
+   * Folds a box's journal into the store: its changes become the box's new
+   * upper snapshot (the journal's chunks go into packs) and the journal goes.
+   * `source`: the journal as the caller holds it (default: the backend's).
+   * Under the store lock; refuses a box changed since `expect`. Returns the
+   * box's record, changed or not. A failure changes nothing.
+   */
+  async checkpoint(box: string, expect: BoxRecord, source?: JournalSource): Promise<BoxRecord> {
     return this.backend.lock(async () => {
       const refs = await this.backend.readRefs();
       this.checkUnchanged(box, refs, expect);
-      await this.backend.putBlobs(blobs);
-      const rec = { ...own(refs.boxes, box)!, upper };
+      const cur = own(refs.boxes, box)!;
+      const src = source ?? (await this.backend.readJournal?.(box)) ?? null;
+      if (!src || !src.size) return cur;
+      const scan = await scanJournal(src, (b) => this.digest(b));
+      if (!journalApplies(scan, { box, image: cur.image, upper: cur.upper, created: cur.created }) || !scan.metas.length) {
+        await src.remove();
+        return cur;
+      }
+      const base = cur.upper ? decodeLayer(await this.backend.getBlob(cur.upper), `upper ${cur.upper}`, 'upper') : null;
+      const table = replayTable(base, scan.metas, this.chunkSize);
+      // The journal's chunks the upper still uses go into the store, in bounded groups.
+      let group: Array<{ digest: Digest; data: Uint8Array }> = [], bytes = 0;
+      const seen = new Set<Digest>();
+      for (const c of table ? chunksOf(table) : []) {
+        const at = scan.chunks.get(c);
+        if (!at || seen.has(c) || this.backend.hasBlob(c)) continue;
+        seen.add(c);
+        group.push({ digest: c, data: await src.read(at.offset, at.length) });
+        bytes += at.length;
+        if (bytes >= CHECKPOINT_GROUP) {
+          await this.backend.putBlobs(group);
+          group = [];
+          bytes = 0;
+        }
+      }
+      let upper: Digest | null = null;
+      if (table) {
+        const data = encodeLayer(table);
+        upper = this.digest(data);
+        group.push({ digest: upper, data });
+      }
+      await this.backend.putBlobs(group);
+      if (table) this.checkStored(table, `box ${box}`);
+      const rec = { ...cur, upper };
       refs.boxes[box] = rec;
       await this.backend.writeRefs(refs);
+      await src.remove();
       return rec;
     });
   }

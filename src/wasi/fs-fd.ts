@@ -45,9 +45,15 @@ export interface FsFdContext {
   /** Path inside `fs` the guest may not climb above (the mount's root). */
   root: string;
   now: () => bigint;
-  /** Called on fd_sync / fd_datasync: persist what was written. */
+  /** Called on fd_sync / fd_datasync after the filesystem's own sync (an extra hook for embedders). */
   onSync?: () => void;
   dev: bigint;
+}
+
+/** fd_sync's part for the filesystem: a box makes its changes durable (its journal), then the embedder's hook runs. */
+function syncFs(ctx: FsFdContext): void {
+  ctx.fs.sync?.();
+  ctx.onSync?.();
 }
 
 /** An fd with WASI rights: they only ever shrink (fd_fdstat_set_rights). */
@@ -139,7 +145,7 @@ export class DirFd extends RightsFd {
     return { ret: Errno.ISDIR, offset: 0n };
   }
   override fd_sync(): number {
-    return attempt(() => this.ctx.onSync?.());
+    return attempt(() => syncFs(this.ctx));
   }
 
   private entries(): DirEntry[] {
@@ -348,7 +354,10 @@ export class FileFd extends RightsFd {
       if (this.flags & FDFLAGS.APPEND) this.position = this.file.size;
       this.file.write(this.position, data);
       this.position += data.length;
-      if (this.flags & (FDFLAGS.SYNC | FDFLAGS.DSYNC)) this.ctx.onSync?.();
+      if (this.flags & (FDFLAGS.SYNC | FDFLAGS.DSYNC)) {
+        this.file.sync?.();
+        syncFs(this.ctx);
+      }
       return data.length;
     });
   }
@@ -375,6 +384,9 @@ export class FileFd extends RightsFd {
     return { ret: Errno.SUCCESS, offset: BigInt(this.position) };
   }
   override fd_sync(): number {
-    return attempt(() => this.ctx.onSync?.());
+    return attempt(() => {
+      this.file.sync?.();
+      syncFs(this.ctx);
+    });
   }
 }

@@ -13,6 +13,8 @@ export interface GuestFile {
   utimes(atime: bigint | undefined, mtime: bigint | undefined): void;
   /** Releases host resources (host files); overlay handles need none. */
   close?(): void;
+  /** Makes this file's data durable where it lives on a host (fsync); box files are made durable by GuestFs.sync. */
+  sync?(): void;
 }
 
 /**
@@ -36,4 +38,6 @@ export interface GuestFs {
   readlink(path: string): string;
   link(from: string, to: string, followFrom?: boolean): void;
   utimes(path: string, atime: bigint | undefined, mtime: bigint | undefined, follow?: boolean): void;
+  /** Makes every change so far durable (fd_sync): a box writes its journal. Throws FsError (ENOSPC, EIO...) when it cannot. */
+  sync?(): void;
 }
