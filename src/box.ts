@@ -51,7 +51,7 @@ export class Box {
     const header = journalHeader(name, record);
     const scan = await scanJournal(log, (b) => store.digest(b));
     const table = journalApplies(scan, header) ? replayTable(base, scan.metas, store.chunkSize) : base;
-    const journal = new BoxJournal(log, { header, scan, digest: (b) => store.digest(b), cacheBytes: store.cacheBytes, random: store.random });
+    const journal = new BoxJournal(log, { header, scan, digest: (b) => store.digest(b), cacheBytes: store.cacheBytes, compactBytes: store.journalCompactBytes, random: store.random });
     return Box.assemble(store, name, record, manifest, lowers, table ? mountUpper(table) : emptyUpper(), journal);
   }
 
@@ -61,7 +61,7 @@ export class Box {
     const manifest = await store.manifest(image);
     const lowers = await store.mountImage(manifest);
     const log = store.backend.openJournal?.(null);
-    const journal = log ? new BoxJournal(log, { header: null, scan: null, digest: (b) => store.digest(b), cacheBytes: store.cacheBytes, random: store.random }) : null;
+    const journal = log ? new BoxJournal(log, { header: null, scan: null, digest: (b) => store.digest(b), cacheBytes: store.cacheBytes, compactBytes: store.journalCompactBytes, random: store.random }) : null;
     return Box.assemble(store, null, record, manifest, lowers, emptyUpper(), journal);
   }
 

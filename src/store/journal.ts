@@ -410,6 +410,8 @@ export interface BoxJournalOptions {
   cacheBytes?: number;
   /** Random bytes (a salt per journal). */
   random: (n: number) => Uint8Array;
+  /** Log bytes below which it is never compacted (default 32 MiB). */
+  compactBytes?: number;
 }
 
 /**
@@ -425,7 +427,8 @@ export class BoxJournal implements OverlayJournal {
   private seq: number;
   /** Bytes at which the log starts: 0 until the header is written. */
   private end: number;
-  private compactAt = COMPACT_MIN;
+  private compactAt: number;
+  private readonly compactMin: number;
   private readonly cacheBytes: number;
   /** Nodes the log knows (from the snapshot or an earlier record): their changes are written as deltas. */
   private known = new WeakSet<Node>();
@@ -436,6 +439,7 @@ export class BoxJournal implements OverlayJournal {
 
   constructor(private log: JournalLog, private o: BoxJournalOptions) {
     this.cacheBytes = o.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.compactMin = this.compactAt = o.compactBytes ?? COMPACT_MIN;
     if (o.scan && o.header && sameHeader(o.scan.header, o.header)) {
       this.salt = o.scan.salt;
       this.seq = o.scan.seq;
@@ -466,7 +470,7 @@ export class BoxJournal implements OverlayJournal {
     this.index.clear();
     this.end = 0;
     this.seq = 0;
-    this.compactAt = COMPACT_MIN;
+    this.compactAt = this.compactMin;
   }
 
   /** The log, as a checkpoint reads it. */
@@ -683,7 +687,7 @@ export class BoxJournal implements OverlayJournal {
           liveBytes += at.length;
         }
       }
-    if (this.end < Math.max(COMPACT_MIN, 2 * liveBytes) && !items.length) return;
+    if (this.end < Math.max(this.compactMin, 2 * liveBytes)) return;
     const planned = new Map<FileNode, Map<number, Digest | null>>();
     for (const it of items) {
       let m = planned.get(it.f);

@@ -25,6 +25,8 @@ export interface StoreOptions {
   cacheBytes?: number;
   /** Random bytes (journal salts); hosts pass their CSPRNG. */
   random?: (n: number) => Uint8Array;
+  /** Size below which a box journal is never compacted (default 32 MiB; small values are for tests). */
+  journalCompactBytes?: number;
 }
 
 export interface ImageInfo {
@@ -77,6 +79,7 @@ export class Store {
   readonly hash: Hasher;
   readonly clock: () => bigint;
   readonly cacheBytes: number;
+  readonly journalCompactBytes?: number;
   readonly random: (n: number) => Uint8Array;
   /** Set by hosts that run guests elsewhere (a worker they can stop); Box.run uses it. */
   runner?: (box: Box, wasm: Uint8Array | WebAssembly.Module, opts: RunOptions) => Promise<RunResult | null>;
@@ -88,6 +91,7 @@ export class Store {
     this.hash = opts.hasher ?? defaultHasher;
     this.clock = opts.clock ?? defaultClock;
     this.cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.journalCompactBytes = opts.journalCompactBytes;
     this.random = opts.random ?? ((n) => crypto.getRandomValues(new Uint8Array(n)));
   }
 
