@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { DIR_RIGHTS, FILE_RIGHTS } from '../src/wasi/defs.js';
 import { DirFd, Errno, WasiHost, memoryStore, openStore } from '../runtime/node/index.js';
 
@@ -146,10 +146,22 @@ describe('box.run in the library', () => {
 describe('a box in use', () => {
   it('is refused to another process while a guest runs in it, and free again afterwards', async () => {
     expect((await lb(['box', 'create', 'busy', '--image', 'base'])).code).toBe(0);
-    // The timeout only has to outlast three CLI calls on a busy host; the test starts once the run holds the box.
-    const running = lb(['run', '--box', 'busy', '--timeout', '10', GUEST, '--', 'loop']);
+    // The guest echoes stdin until it ends: it holds the box until the test has made its assertions, however slow the host.
+    const child = spawn(process.execPath, [CLI, '--store', store, 'run', '--box', 'busy', GUEST, '--', 'stdin'], { env: { ...process.env, LAYERBOX_STORE: '' } });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    let ended = false;
+    const running = new Promise<number | null>((done) => child.on('close', (code) => ((ended = true), done(code))));
+    onTestFinished(() => {
+      if (!ended) child.kill('SIGKILL');
+    });
+    // The run holds the box once its lease file is there.
     const lease = join(store, 'leases', 'busy');
-    while (!existsSync(lease)) await new Promise((r) => setTimeout(r, 10));
+    while (!existsSync(lease)) {
+      if (ended) throw new Error(`the run ended before it held the box: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     await writeFile(join(tmp, 'x.txt'), 'x');
     const cp = await lb(['cp', join(tmp, 'x.txt'), 'busy:/x.txt']);
     expect(cp.code).toBe(1);
@@ -157,7 +169,10 @@ describe('a box in use', () => {
     expect((await lb(['commit', 'busy', '--tag', 'busy:1'])).stderr).toMatch(/box busy is in use/);
     // Reading is fine meanwhile.
     expect((await lb(['diff', 'busy'])).code).toBe(0);
-    expect((await running).code).toBe(124);
+    expect(ended, 'the run still holds the box').toBe(false);
+    child.stdin.end('done\n');
+    expect(await running, stderr).toBe(0);
+    expect(stdout).toBe('done\n');
     expect((await lb(['cp', join(tmp, 'x.txt'), 'busy:/x.txt'])).code).toBe(0);
   });
 });
