@@ -234,12 +234,19 @@ describe('DirBackend', () => {
 
     // The other way round: a lock file naming a live process keeps us out until that process removes it.
     const holder = spawn(process.execPath, ['-e', `const fs=require('fs');const f=process.argv[1];fs.writeFileSync(f,process.pid+'\\n',{flag:'wx'});
-      console.log('held');setTimeout(()=>fs.unlinkSync(f),300);`, path.join(dir, 'lock')], { stdio: ['ignore', 'pipe', 'inherit'] });
+      console.log('held');process.stdin.once('data',()=>{fs.unlinkSync(f);process.exit(0);});`, path.join(dir, 'lock')], { stdio: ['pipe', 'pipe', 'inherit'] });
     const exited = new Promise((r) => holder.on('exit', r));
     await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
-    const t0 = Date.now();
-    await b.lock(async () => { expect(fs.readFileSync(path.join(dir, 'lock'), 'utf8')).toBe(`${process.pid}\n`); });
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(200);
+    let released = false;
+    const entered = b.lock(async () => {
+      expect(released, 'took the lock while a live process held it').toBe(true);
+      expect(fs.readFileSync(path.join(dir, 'lock'), 'utf8')).toBe(`${process.pid}\n`);
+    });
+    // Time for a wrong lock to get in early; a right one waits for the release however long this is.
+    await new Promise((r) => setTimeout(r, 200));
+    released = true;
+    holder.stdin!.end('go\n');
+    await entered;
     await exited;
     await b.close();
   });

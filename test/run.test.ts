@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { DIR_RIGHTS, FILE_RIGHTS } from '../src/wasi/defs.js';
 import { DirFd, Errno, WasiHost, memoryStore, openStore } from '../runtime/node/index.js';
 
@@ -15,14 +15,13 @@ let tmp: string;
 let store: string;
 
 /** Runs the built CLI; stdin text optional. */
-function lb(argv: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
-  const t0 = Date.now();
+function lb(argv: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
     const child = spawn(process.execPath, [CLI, '--store', store, ...argv], { env: { ...process.env, LAYERBOX_STORE: '', SECRET_HOST_VAR: 'leak' } });
     let stdout = '', stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr, ms: Date.now() - t0 }));
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(input ?? '');
   });
 }
@@ -80,20 +79,33 @@ describe('layerbox run (built CLI)', () => {
     const r = await lb(['run', '--box', 'b1', '--timeout', '2', GUEST, '--', 'loop']);
     expect(r.code).toBe(124);
     expect(r.stderr).toMatch(/guest stopped: no exit after 2 s \(timeout\)/);
-    expect(r.ms).toBeLessThan(15_000);
     expect((await lb(['fsck'])).code).toBe(0);
     expect((await lb(['run', '--box', 'b1', GUEST, '--', 'cat', '/notes.txt'])).stdout).toBe('from the guest');
   });
 
   it('keeps what the guest fsynced even when a timeout stops it; unsynced writes are lost', async () => {
-    expect((await lb(['box', 'create', 'dur', '--image', 'base'])).code).toBe(0);
-    const k = await lb(['run', '--box', 'dur', '--timeout', '1', GUEST, '--', 'keep', '/kept.txt', 'durable']);
-    expect(k.code).toBe(124);
-    expect(k.stdout).toBe('written\n');
-    const l = await lb(['run', '--box', 'dur', '--timeout', '1', GUEST, '--', 'lose', '/lost.txt', 'volatile']);
-    expect(l.code).toBe(124);
-    expect((await lb(['diff', 'dur'])).stdout).toBe('A /kept.txt\n');
-    expect((await lb(['cat', 'dur:/kept.txt'])).stdout).toBe('durable');
+    // A run is judged only once its guest said "written" (its write, and for keep its fsync, done before the timeout);
+    // a host too busy to get there within the timeout gets a run with a longer one, in a fresh box.
+    const untilWritten = async (make: () => Promise<string>, what: string) => {
+      for (let s = 1; ; s *= 2) {
+        const box = await make();
+        const r = await lb(['run', '--box', box, '--timeout', String(s), GUEST, '--', ...what.split(' ')]);
+        expect(r.code, r.stderr).toBe(124);
+        if (r.stdout === 'written\n') return box;
+        expect(r.stdout, 'a run stopped before it wrote says nothing').toBe('');
+        expect(s, `${what}: the guest never got its write done`).toBeLessThan(64);
+      }
+    };
+    let n = 0;
+    const fresh = async () => {
+      const name = `dur${n++}`;
+      expect((await lb(['box', 'create', name, '--image', 'base'])).code).toBe(0);
+      return name;
+    };
+    const box = await untilWritten(fresh, 'keep /kept.txt durable');
+    await untilWritten(async () => box, 'lose /lost.txt volatile');
+    expect((await lb(['diff', box])).stdout).toBe('A /kept.txt\n');
+    expect((await lb(['cat', `${box}:/kept.txt`])).stdout).toBe('durable');
   });
 
   it('refuses bad arguments with one clear line', async () => {
@@ -137,7 +149,8 @@ describe('box.run in the library', () => {
     const r = await box.run(wasm, { args: ['guest', 'loop'], timeoutMs: 1000 });
     clearInterval(timer);
     expect(r.exitCode).toBe(124);
-    expect(ticks).toBeGreaterThan(5);
+    // The host's event loop ran while the guest spun (any tick proves it; how many depends on the host's load).
+    expect(ticks).toBeGreaterThan(0);
     expect(box.diff()).toEqual([{ kind: 'A', path: '/lib.txt' }]);
     await s.backend.close();
   });
@@ -146,10 +159,22 @@ describe('box.run in the library', () => {
 describe('a box in use', () => {
   it('is refused to another process while a guest runs in it, and free again afterwards', async () => {
     expect((await lb(['box', 'create', 'busy', '--image', 'base'])).code).toBe(0);
-    // The timeout only has to outlast three CLI calls on a busy host; the test starts once the run holds the box.
-    const running = lb(['run', '--box', 'busy', '--timeout', '10', GUEST, '--', 'loop']);
+    // The guest echoes stdin until it ends: it holds the box until the test has made its assertions, however slow the host.
+    const child = spawn(process.execPath, [CLI, '--store', store, 'run', '--box', 'busy', GUEST, '--', 'stdin'], { env: { ...process.env, LAYERBOX_STORE: '' } });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    let ended = false;
+    const running = new Promise<number | null>((done) => child.on('close', (code) => ((ended = true), done(code))));
+    onTestFinished(() => {
+      if (!ended) child.kill('SIGKILL');
+    });
+    // The run holds the box once its lease file is there.
     const lease = join(store, 'leases', 'busy');
-    while (!existsSync(lease)) await new Promise((r) => setTimeout(r, 10));
+    while (!existsSync(lease)) {
+      if (ended) throw new Error(`the run ended before it held the box: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     await writeFile(join(tmp, 'x.txt'), 'x');
     const cp = await lb(['cp', join(tmp, 'x.txt'), 'busy:/x.txt']);
     expect(cp.code).toBe(1);
@@ -157,7 +182,10 @@ describe('a box in use', () => {
     expect((await lb(['commit', 'busy', '--tag', 'busy:1'])).stderr).toMatch(/box busy is in use/);
     // Reading is fine meanwhile.
     expect((await lb(['diff', 'busy'])).code).toBe(0);
-    expect((await running).code).toBe(124);
+    expect(ended, 'the run still holds the box').toBe(false);
+    child.stdin.end('done\n');
+    expect(await running, stderr).toBe(0);
+    expect(stdout).toBe('done\n');
     expect((await lb(['cp', join(tmp, 'x.txt'), 'busy:/x.txt'])).code).toBe(0);
   });
 });
