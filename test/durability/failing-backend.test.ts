@@ -168,7 +168,7 @@ describe('a backend whose writes fail with ENOSPC on demand', () => {
     } catch (e) {
       err = e;
     }
-    expect.soft(out.join(''), 'what the guest saw from fsync').toMatch(/^fsync: ENOSPC \(No space left on device\)\n$/);
+    expect.soft(out.join(''), 'what the guest saw from fsync').toMatch(/^failed: fsync: ENOSPC \(No space left on device\)\n$/);
     if (exitCode !== undefined) expect.soft(exitCode, 'the guest exits 3 on its failed fsync').toBe(3);
     expect.soft(failing.attempts, 'writes attempted while the backend fails').toBeGreaterThan(0);
     expect(err, 'box.run or the box.flush after it rejects while writes fail').not.toBeNull();

@@ -6,7 +6,7 @@
 //                             "failed: CALL: ERRNAME (strerror)" and
 //                             "synced: N", exits 3 on a failure (4 if none)
 //   sync write PATH SIZE      write SIZE bytes, fsync; prints "fsync: ok" or
-//                             "fsync: ERRNAME (strerror)"; exits 0 or 3
+//                             "failed: fsync: ERRNAME (strerror)"; exits 0 or 3
 //   sync hold PATH SIZE LOST  write PATH (SIZE bytes), fsync, then write LOST
 //                             (no fsync), print "synced" and block forever
 #include <errno.h>
