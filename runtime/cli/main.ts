@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, codeOfHostError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -124,7 +124,7 @@ async function imageCmd(store: NodeStore, sub: string | undefined, argv: string[
       const { v, p } = args(argv, { tag: { type: 'string', short: 't' }, message: { type: 'string', short: 'm' } }, [1, 1]);
       const src = p[0]!;
       const st = await stat(src).catch(() => null);
-      if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
+      if (!st) throw new LayerboxError(`no such file or directory: ${src}`, { code: 'NOT_FOUND' });
       const progress = new Progress('importing');
       const opts = { tag: v.tag as string | undefined, comment: v.message as string | undefined, onProgress: (x: { files: number; bytes: number }) => progress.update(`${x.files} files, ${human(x.bytes)}`), onSkip: (path: string, why: string) => process.stderr.write(`layerbox: skipped ${path}: ${why}\n`) };
       const d = st.isDirectory() ? await store.importDirectory(src, opts) : await store.importTar(src, opts);
@@ -237,7 +237,10 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
     if (i <= 0 || !d.slice(i + 2).startsWith('/')) throw new UsageError(`--dir takes HOST::GUEST with an absolute GUEST path, got ${d}`);
     return { host: d.slice(0, i), guest: d.slice(i + 2) };
   });
-  for (const d of dirs) if (!(await stat(d.host).catch(() => null))?.isDirectory()) throw new LayerboxError(`--dir: not a directory: ${d.host}`);
+  for (const d of dirs) {
+    const st = await stat(d.host).catch(() => null);
+    if (!st?.isDirectory()) throw new LayerboxError(`--dir: not a directory: ${d.host}`, { code: st ? 'INVALID' : 'NOT_FOUND' });
+  }
   const env = (v.env as unknown as string[] | undefined) ?? [];
   for (const e of env) if (!/^[^=]+=/.test(e)) throw new UsageError(`--env takes K=V, got ${e}`);
   const timeout = v.timeout === undefined ? undefined : Number(v.timeout);
@@ -245,8 +248,8 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   const maxMemoryBytes = v.memory === undefined ? undefined : parseSize(v.memory as string, '--memory');
   const program = p[0]!;
   const bp = boxPath(program);
-  if (!bp && !(await stat(program).catch(() => null))?.isFile()) throw new LayerboxError(`no such program: ${program}`);
-  if (store.backend.kind !== 'dir') throw new LayerboxError('run needs a directory store');
+  if (!bp && !(await stat(program).catch(() => null))?.isFile()) throw new LayerboxError(`no such program: ${program}`, { code: 'NOT_FOUND' });
+  if (store.backend.kind !== 'dir') throw new LayerboxError('run needs a directory store', { code: 'UNSUPPORTED' });
   // Check the box or image exists before starting a worker.
   if (v.box) await store.boxRecord(v.box as string);
   else await store.resolveImage(v.image as string);
@@ -395,7 +398,7 @@ async function main(argv: string[]): Promise<void> {
         const { v, p } = args(rest, { tag: { type: 'string', short: 't' } }, [1, 1]);
         const src = p[0]!;
         const st = await stat(src).catch(() => null);
-        if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
+        if (!st) throw new LayerboxError(`no such file or directory: ${src}`, { code: 'NOT_FOUND' });
         const tag = v.tag as string | undefined;
         const printImages = (imgs: Array<{ digest: string; tags: string[]; note?: string }>) => {
           for (const i of imgs) {
@@ -405,12 +408,12 @@ async function main(argv: string[]): Promise<void> {
         };
         if (st.isDirectory()) {
           const imgs = await importOciArchive(store, src, { tag });
-          if (!imgs) throw new LayerboxError(`${src} is not an OCI image layout (no oci-layout and index.json); to import a directory tree use: image import DIR --tag NAME`);
+          if (!imgs) throw new LayerboxError(`${src} is not an OCI image layout (no oci-layout and index.json); to import a directory tree use: image import DIR --tag NAME`, { code: 'INVALID' });
           return printImages(imgs);
         }
         // A bundle starts with its index: the first header tells, without reading a file that may be gigabytes.
-        const first = await readHead(src, 512).catch(() => {
-          throw new LayerboxError(`cannot read ${src}`);
+        const first = await readHead(src, 512).catch((e: unknown) => {
+          throw new LayerboxError(`cannot read ${src}`, { code: codeOfHostError(e), cause: e });
         });
         const name = new TextDecoder().decode(first.subarray(0, 100)).replace(/\0[^]*$/, '');
         const isBundle = first.length === 512 && name === 'layerbox-bundle.json' && new TextDecoder().decode(first.subarray(257, 262)) === 'ustar';
