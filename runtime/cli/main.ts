@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, codeOfHostError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type LayerboxCode, codeOfHostError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -450,7 +450,8 @@ async function main(argv: string[]): Promise<void> {
       case 'fsck': {
         const { v } = args(rest, {}, [0, 0]);
         const r = await store.fsck();
-        if (v.json) json(r);
+        // Every problem fsck finds is stored data failing its checks.
+        if (v.json) json({ ...r, problems: r.problems.map((x) => ({ code: 'CORRUPT' satisfies LayerboxCode, ...x })) });
         else {
           for (const x of r.problems) out(`${x.digest ?? ''}${x.where ? ` (${x.where})` : ''}: ${x.problem}`);
           out(r.problems.length ? `${r.problems.length} problems in ${r.blobs} blobs` : `ok: ${r.blobs} blobs verified`);
@@ -510,11 +511,21 @@ function doing(argv: string[]): string {
 const oneLine = (s: string): string => s.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? ' ' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 
 /**
- * The one place errors meet the user: a usage error exits 2; a host failure
- * (a LayerboxError carrying an errno, or the host's own error) is `<what
- * failed> while <what the command was doing>`, exit 1; any other known error
- * is its message, exit 1; anything else is an internal error, exit 70. One
- * line each; LAYERBOX_DEBUG=1 adds the stack and causes.
+ * The kind of a failure the user can act on: a LayerboxError's code; an
+ * FsError's or a host error's from its errno (ENOENT is NOT_FOUND, ENOSPC is
+ * QUOTA); undefined for anything else, which is a bug.
+ */
+function codeOf(e: unknown): LayerboxCode | undefined {
+  if (e instanceof LayerboxError) return e.code;
+  return errnoOf(e) === undefined ? undefined : codeOfHostError(e);
+}
+
+/**
+ * The one place errors meet the user: a usage error exits 2; an error with a
+ * code (see `codeOf`) exits 1, as `<what failed> while <what the command was
+ * doing>` for a host failure (one carrying a host errno) and as its message
+ * otherwise; anything else is an internal error, exit 70. One line each;
+ * LAYERBOX_DEBUG=1 adds the code, the stack and the causes.
  */
 function report(e: unknown, argv: string[]): void {
   const err = (line: string) => process.stderr.write(`layerbox: ${oneLine(line)}\n`);
@@ -523,18 +534,20 @@ function report(e: unknown, argv: string[]): void {
     process.exitCode = 2;
     return;
   }
+  const code = codeOf(e);
+  // An FsError's message names the path and the failure; other errnos come from the host and name only the failure.
   const errno = e instanceof FsError ? undefined : errnoOf(e);
-  if (errno !== undefined) {
-    err(`${describeErrno(errno)} while ${doing(argv)}`);
-    process.exitCode = 1;
-  } else if (e instanceof LayerboxError || e instanceof FsError) {
-    err(e.message);
-    process.exitCode = 1;
-  } else {
+  if (code === undefined) {
     err(`internal error: ${e instanceof Error ? e.message : String(e)}`);
     process.exitCode = 70;
+  } else {
+    err(errno !== undefined ? `${describeErrno(errno)} while ${doing(argv)}` : (e as Error).message);
+    process.exitCode = 1;
   }
-  if (process.env.LAYERBOX_DEBUG === '1') for (let c: unknown = e, depth = 0; c !== undefined && depth < 8; c = (c as { cause?: unknown })?.cause, depth++) process.stderr.write(`${depth ? 'caused by: ' : ''}${(c as Error)?.stack ?? String(c)}\n`);
+  if (process.env.LAYERBOX_DEBUG === '1') {
+    process.stderr.write(`code: ${code ?? 'none (internal error)'}\n`);
+    for (let c: unknown = e, depth = 0; c !== undefined && depth < 8; c = (c as { cause?: unknown })?.cause, depth++) process.stderr.write(`${depth ? 'caused by: ' : ''}${(c as Error)?.stack ?? String(c)}\n`);
+  }
 }
 
 const argv = process.argv.slice(2);
