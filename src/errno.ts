@@ -97,7 +97,7 @@ export const LayerboxCode = {
   QUOTA: 'QUOTA',
   /** Any other failure of the host's storage or I/O. */
   IO: 'IO',
-  /** Bad arguments or usage: a malformed name or reference, an unsupported version or format asked for. */
+  /** Bad arguments or usage: a malformed name or reference, a format version this layerbox does not read. */
   INVALID: 'INVALID',
   /** Well-formed, but something this build does not do (a feature of a format, an operation on a backend). */
   UNSUPPORTED: 'UNSUPPORTED',
