@@ -52,7 +52,7 @@ async function addTarMembers(b: LayerBuilder, members: Iterable<TarMember> | Asy
   const opaque = new Set<string>();
   const seen = new Set<string>();
   for await (const { entry: e, content } of members) {
-    if (e.path.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(e.path)}`);
+    if (e.path.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(e.path)}`, { code: 'CORRUPT' });
     const path = e.path.replace(/^(\.\/)+/, '').replace(/\/+$/, '');
     const slash = path.lastIndexOf('/');
     const base = path.slice(slash + 1), dir = slash < 0 ? '' : path.slice(0, slash);
@@ -63,13 +63,13 @@ async function addTarMembers(b: LayerBuilder, members: Iterable<TarMember> | Asy
     }
     if (base === '.wh..wh..opq') {
       // Applied at the end: the directory's own entry may come before or after its marker.
-      if (opaque.has(dir)) throw new LayerboxError(`duplicate entry ${JSON.stringify(e.path)}`);
+      if (opaque.has(dir)) throw new LayerboxError(`duplicate entry ${JSON.stringify(e.path)}`, { code: 'CORRUPT' });
       opaque.add(dir);
       continue;
     }
     if (base.startsWith('.wh..wh.')) continue; // other OCI/aufs metadata (hard-link dirs): nothing to keep
     if (base.startsWith('.wh.')) {
-      if (base === '.wh.') throw new LayerboxError(`whiteout without a name in tar: ${JSON.stringify(e.path)}`);
+      if (base === '.wh.') throw new LayerboxError(`whiteout without a name in tar: ${JSON.stringify(e.path)}`, { code: 'CORRUPT' });
       b.addWhiteout(`${dir}/${base.slice(4)}`);
       continue;
     }

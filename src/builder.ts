@@ -38,22 +38,22 @@ export class LayerBuilder {
   private key(path: string): string {
     const p = normalizeUserPath(path);
     const raw = path.split('/').filter((c) => c !== '' && c !== '.');
-    if (raw.includes('..')) throw new LayerboxError(`refusing path with "..": ${JSON.stringify(path)}`);
+    if (raw.includes('..')) throw new LayerboxError(`refusing path with "..": ${JSON.stringify(path)}`, { code: 'CORRUPT' });
     const bad = checkStoredPath(p);
-    if (bad) throw new LayerboxError(`bad path ${JSON.stringify(path)}: ${bad}`);
+    if (bad) throw new LayerboxError(`bad path ${JSON.stringify(path)}: ${bad}`, { code: 'CORRUPT' });
     return p;
   }
 
   private put(e: LayerEntry): void {
     const old = this.entries.get(e.path);
     if (old) {
-      if (!(old.type === 'dir' && e.type === 'dir' && this.implicit.delete(e.path))) throw new LayerboxError(`duplicate entry ${JSON.stringify('/' + e.path)}`);
+      if (!(old.type === 'dir' && e.type === 'dir' && this.implicit.delete(e.path))) throw new LayerboxError(`duplicate entry ${JSON.stringify('/' + e.path)}`, { code: 'CORRUPT' });
       if (old.opaque) e.opaque = true;
     }
     for (let p = parentOf(e.path); e.path !== ''; p = parentOf(p)) {
       const pe = this.entries.get(p);
       if (pe) {
-        if (pe.type !== 'dir') throw new LayerboxError(`${JSON.stringify('/' + e.path)} is inside ${JSON.stringify('/' + p)}, which is not a directory`);
+        if (pe.type !== 'dir') throw new LayerboxError(`${JSON.stringify('/' + e.path)} is inside ${JSON.stringify('/' + p)}, which is not a directory`, { code: 'CORRUPT' });
         break;
       }
       this.entries.set(p, { path: p, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0n });
@@ -76,14 +76,14 @@ export class LayerBuilder {
   }
 
   addSymlink(path: string, target: string, m: EntryMeta = {}): void {
-    if (target.includes('\0')) throw new LayerboxError(`symlink ${JSON.stringify(path)} has a NUL byte in its target`);
+    if (target.includes('\0')) throw new LayerboxError(`symlink ${JSON.stringify(path)} has a NUL byte in its target`, { code: 'CORRUPT' });
     this.put({ ...this.base(path, 'symlink', m, 0o777), target });
   }
 
   /** A second name for a file added earlier in this layer. */
   addHardlink(path: string, target: string): void {
     const t = this.entries.get(this.key(target));
-    if (!t || (t.type !== 'file' && t.type !== 'symlink')) throw new LayerboxError(`hard link ${JSON.stringify(path)} points to ${JSON.stringify(target)}, which is not a file of this layer`);
+    if (!t || (t.type !== 'file' && t.type !== 'symlink')) throw new LayerboxError(`hard link ${JSON.stringify(path)} points to ${JSON.stringify(target)}, which is not a file of this layer`, { code: 'CORRUPT' });
     this.put({ ...this.base(path, 'hardlink', t, 0o644), target: t.path });
   }
 
@@ -93,7 +93,7 @@ export class LayerBuilder {
 
   markOpaque(path: string): void {
     const e = this.entries.get(this.key(path));
-    if (!e || e.type !== 'dir') throw new LayerboxError(`opaque marker for ${JSON.stringify(path)}, which is not a directory`);
+    if (!e || e.type !== 'dir') throw new LayerboxError(`opaque marker for ${JSON.stringify(path)}, which is not a directory`, { code: 'CORRUPT' });
     e.opaque = true;
   }
 

@@ -67,7 +67,7 @@ export async function* bundlePieces(store: Store, what: { images?: string[]; box
     await imageBlobs(store, record.image, blobs);
     if (record.upper) await tableBlobs(store, record.upper, 'upper', blobs);
   }
-  if (!index.images.length && !index.boxes.length) throw new LayerboxError('nothing to export: name an image or a box');
+  if (!index.images.length && !index.boxes.length) throw new LayerboxError('nothing to export: name an image or a box', { code: 'INVALID' });
   const head: TarEntry = { path: 'layerbox-bundle.json', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: utf8(JSON.stringify({ magic: MAGIC, version: VERSION, ...index })) };
   yield* tarPieces([head], false);
   for (const d of [...blobs].sort()) yield* tarPieces([{ path: `blobs/sha256/${d.slice(7)}`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: await store.backend.getBlob(d) }], false);
@@ -114,7 +114,7 @@ export async function importBundle(store: Store, bytes: Uint8Array): Promise<Bun
 export async function importBundleAt(store: Store, readAt: BundleReadAt, size: number, opts: { hasher?: () => StreamHasher } = {}): Promise<BundleIndex> {
   const read = async (offset: number, length: number): Promise<Uint8Array> => {
     const b = await readAt(offset, length);
-    if (b.length !== length) throw new LayerboxError(`bundle is truncated (a member at byte ${offset} needs ${length} bytes)`);
+    if (b.length !== length) throw new LayerboxError(`bundle is truncated (a member at byte ${offset} needs ${length} bytes)`, { code: 'CORRUPT' });
     return b;
   };
   // Pass 1, headers only: where each member is. A truncated or malformed tar stops here.
@@ -132,26 +132,26 @@ export async function importBundleAt(store: Store, readAt: BundleReadAt, size: n
     const match = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(m.entry.path);
     if (!match) continue;
     const digest = `sha256:${match[1]}` as Digest;
-    if (m.size > MAX_BUNDLE_BLOB) throw new LayerboxError(`bundle blob ${digest} is ${m.size} bytes (at most ${MAX_BUNDLE_BLOB})`);
+    if (m.size > MAX_BUNDLE_BLOB) throw new LayerboxError(`bundle blob ${digest} is ${m.size} bytes (at most ${MAX_BUNDLE_BLOB})`, { code: 'UNSUPPORTED' });
     members.push({ digest, offset: m.offset, size: m.size });
     if (!where.has(digest)) where.set(digest, { offset: m.offset, size: m.size });
   }
   // Two indexes would let what is checked differ from what is applied: refuse, as for any ambiguity.
-  if (heads > 1) throw new LayerboxError(`not a valid layerbox bundle: it holds ${heads} layerbox-bundle.json`);
-  if (!head) throw new LayerboxError('not a layerbox bundle (no layerbox-bundle.json)');
-  if (head.size > MAX_BUNDLE_INDEX) throw new LayerboxError(`bad layerbox bundle: layerbox-bundle.json is ${head.size} bytes (at most ${MAX_BUNDLE_INDEX})`);
+  if (heads > 1) throw new LayerboxError(`not a valid layerbox bundle: it holds ${heads} layerbox-bundle.json`, { code: 'CORRUPT' });
+  if (!head) throw new LayerboxError('not a layerbox bundle (no layerbox-bundle.json)', { code: 'CORRUPT' });
+  if (head.size > MAX_BUNDLE_INDEX) throw new LayerboxError(`bad layerbox bundle: layerbox-bundle.json is ${head.size} bytes (at most ${MAX_BUNDLE_INDEX})`, { code: 'CORRUPT' });
   let doc: unknown;
   try {
     doc = JSON.parse(fromUtf8(await read(head.offset, head.size)));
   } catch (e) {
     if (e instanceof LayerboxError) throw e;
-    throw new LayerboxError('not a layerbox bundle (bad layerbox-bundle.json)');
+    throw new LayerboxError('not a layerbox bundle (bad layerbox-bundle.json)', { code: 'CORRUPT' });
   }
   const index = parseBundleIndex(doc);
-  for (const i of index.images) if (!where.has(i.digest)) throw new LayerboxError(`bundle is missing image ${i.digest}`);
+  for (const i of index.images) if (!where.has(i.digest)) throw new LayerboxError(`bundle is missing image ${i.digest}`, { code: 'CORRUPT' });
   // Pass 2: every blob against its name, before anything is stored; hashed in pieces where the host can,
   // so a hostile member costs a piece of memory, not its size.
-  const mismatch = (d: Digest) => new LayerboxError(`bundle blob ${d} does not match its digest`);
+  const mismatch = (d: Digest) => new LayerboxError(`bundle blob ${d} does not match its digest`, { code: 'CORRUPT' });
   const blob = async (m: { digest: Digest; offset: number; size: number }): Promise<Uint8Array> => {
     const data = await read(m.offset, m.size);
     if (store.digest(data) !== m.digest) throw mismatch(m.digest);
@@ -172,7 +172,7 @@ export async function importBundleAt(store: Store, readAt: BundleReadAt, size: n
   }
   await store.backend.lock(async () => {
     const refs = await store.backend.readRefs();
-    for (const b of index.boxes) if (own(refs.boxes, b.name)) throw new LayerboxError(`box ${b.name} already exists`);
+    for (const b of index.boxes) if (own(refs.boxes, b.name)) throw new LayerboxError(`box ${b.name} already exists`, { code: 'ALREADY_EXISTS' });
     // Every image and upper must be complete, from the bundle or the store, before a blob is stored:
     // a bundle with holes leaves nothing behind.
     const view = new Store(bundleView(store.backend, where, blob), { chunkSize: store.chunkSize, hasher: store.hash, clock: store.clock });
@@ -182,7 +182,7 @@ export async function importBundleAt(store: Store, readAt: BundleReadAt, size: n
       await imageBlobs(view, b.record.image, needed);
       if (b.record.upper) await tableBlobs(view, b.record.upper, 'upper', needed);
     }
-    for (const d of needed) if (!where.has(d) && !store.backend.hasBlob(d)) throw new LayerboxError(`bundle is missing blob ${d}`);
+    for (const d of needed) if (!where.has(d) && !store.backend.hasBlob(d)) throw new LayerboxError(`bundle is missing blob ${d}`, { code: 'CORRUPT' });
     // Pass 3: store what the images and boxes need and the store lacks (a blob nothing uses is left out, not
     // left for gc). Each blob is checked again as it is read: the file may have changed since pass 2.
     let batch: Array<{ digest: Digest; data: Uint8Array }> = [];
@@ -201,7 +201,7 @@ export async function importBundleAt(store: Store, readAt: BundleReadAt, size: n
       }
     }
     if (batch.length) await store.backend.putBlobs(batch);
-    for (const d of needed) if (!store.backend.hasBlob(d)) throw new LayerboxError(`bundle is missing blob ${d}`);
+    for (const d of needed) if (!store.backend.hasBlob(d)) throw new LayerboxError(`bundle is missing blob ${d}`, { code: 'CORRUPT' });
     for (const i of index.images) for (const t of i.tags) refs.tags[t] = i.digest;
     for (const b of index.boxes) refs.boxes[b.name] = { ...b.record, created: store.nowIso() };
     await store.backend.writeRefs(refs);
@@ -215,9 +215,9 @@ export async function importBundleAt(store: Store, readAt: BundleReadAt, size: n
  * blob of the bundle is stored.
  */
 function bundleView(backend: Backend, where: Map<Digest, { offset: number; size: number }>, blob: (m: { digest: Digest; offset: number; size: number }) => Promise<Uint8Array>): Backend {
-  const missing = (d: Digest) => new LayerboxError(`bundle is missing blob ${d}`);
+  const missing = (d: Digest) => new LayerboxError(`bundle is missing blob ${d}`, { code: 'CORRUPT' });
   const readOnly = (): never => {
-    throw new LayerboxError('a bundle view is read-only');
+    throw new LayerboxError('a bundle view is read-only', { code: 'UNSUPPORTED' });
   };
   return {
     kind: 'bundle',
@@ -249,14 +249,14 @@ function bundleView(backend: Backend, where: Map<Digest, { offset: number; size:
  */
 function parseBundleIndex(doc: unknown): BundleIndex {
   const d = doc as { magic?: unknown; version?: unknown; images?: unknown; boxes?: unknown } | null;
-  if (typeof d !== 'object' || d === null || Array.isArray(d) || d.magic !== MAGIC) throw new LayerboxError('not a layerbox bundle');
-  if (d.version !== VERSION) throw new LayerboxError(`unsupported layerbox bundle version ${JSON.stringify(d.version)} (this layerbox reads ${VERSION})`);
+  if (typeof d !== 'object' || d === null || Array.isArray(d) || d.magic !== MAGIC) throw new LayerboxError('not a layerbox bundle', { code: 'CORRUPT' });
+  if (d.version !== VERSION) throw new LayerboxError(`unsupported layerbox bundle version ${JSON.stringify(d.version)} (this layerbox reads ${VERSION})`, { code: 'INVALID' });
   const list = (v: unknown, what: string): unknown[] => {
     if (v === undefined) return [];
-    if (!Array.isArray(v)) throw new LayerboxError(`bad layerbox bundle: ${what} is not a list`);
+    if (!Array.isArray(v)) throw new LayerboxError(`bad layerbox bundle: ${what} is not a list`, { code: 'CORRUPT' });
     return v;
   };
-  const bad = (what: string) => new LayerboxError(`bad layerbox bundle: ${what}`);
+  const bad = (what: string) => new LayerboxError(`bad layerbox bundle: ${what}`, { code: 'CORRUPT' });
   const images = list(d.images, 'images').map((x, n) => {
     const i = x as { digest?: unknown; tags?: unknown } | null;
     if (typeof i !== 'object' || i === null || !isDigest(i.digest)) throw bad(`image ${n + 1} has no valid digest`);

@@ -65,7 +65,7 @@ export class Reader {
   pos = 0;
   constructor(private buf: Uint8Array, private what: string) {}
   fail(msg: string): never {
-    throw new LayerboxError(`${this.what}: ${msg} (at byte ${this.pos})`);
+    throw new LayerboxError(`${this.what}: ${msg} (at byte ${this.pos})`, { code: 'CORRUPT' });
   }
   get done(): boolean {
     return this.pos >= this.buf.length;

@@ -46,7 +46,7 @@ export function isDigest(s: unknown): s is Digest {
 }
 
 export function assertDigest(s: unknown, what = 'digest'): Digest {
-  if (!isDigest(s)) throw new LayerboxError(`invalid ${what}: ${JSON.stringify(s)} (expected sha256:<64 hex digits>)`);
+  if (!isDigest(s)) throw new LayerboxError(`invalid ${what}: ${JSON.stringify(s)} (expected sha256:<64 hex digits>)`, { code: 'CORRUPT' });
   return s;
 }
 

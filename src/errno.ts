@@ -79,24 +79,104 @@ export function hostErrno(e: unknown): number | undefined {
   return Object.hasOwn(Errno, code.slice(1)) ? Errno[code.slice(1) as ErrnoName] : undefined;
 }
 
+/**
+ * The kinds of LayerboxError, in the manner of containerd's errdefs: callers
+ * test `e.code` (or {@link isCode}), never the message, which is for people
+ * and may change.
+ */
+export const LayerboxCode = {
+  /** The thing named does not exist: an image, box, tag, blob, file or program. */
+  NOT_FOUND: 'NOT_FOUND',
+  /** The name is taken: a box, tag or file that would be created exists. */
+  ALREADY_EXISTS: 'ALREADY_EXISTS',
+  /** Changed by someone else meanwhile, or still in use (an image a box is based on). */
+  CONFLICT: 'CONFLICT',
+  /** Stored data or input that fails its checks: bad magic, digest mismatch, malformed tar, bundle or image. */
+  CORRUPT: 'CORRUPT',
+  /** Out of room: ENOSPC, EDQUOT, a browser's QuotaExceededError, a box's limits. */
+  QUOTA: 'QUOTA',
+  /** Any other failure of the host's storage or I/O. */
+  IO: 'IO',
+  /** Bad arguments or usage: a malformed name or reference, a format version this layerbox does not read. */
+  INVALID: 'INVALID',
+  /** Well-formed, but something this build does not do (a feature of a format, an operation on a backend). */
+  UNSUPPORTED: 'UNSUPPORTED',
+  /** Locked: another process or run holds it. */
+  BUSY: 'BUSY',
+  /** A deadline passed. */
+  TIMEOUT: 'TIMEOUT',
+  /** A remote service could not be reached or refused to serve (network, HTTP). */
+  UNAVAILABLE: 'UNAVAILABLE',
+} as const;
+
+/** One of the {@link LayerboxCode} values: `'NOT_FOUND'`, `'CORRUPT'`... */
+export type LayerboxCode = (typeof LayerboxCode)[keyof typeof LayerboxCode];
+
+/**
+ * The code a host errno stands for: no space or quota is QUOTA, a timeout is
+ * TIMEOUT, any other errno is IO (the host failed; what failed is in the message).
+ */
+export function codeOfErrno(errno: number): LayerboxCode {
+  if (errno === Errno.NOSPC || errno === Errno.DQUOT) return 'QUOTA';
+  if (errno === Errno.TIMEDOUT) return 'TIMEOUT';
+  return 'IO';
+}
+
+/**
+ * The code for a host error met where a named path was expected (a file to
+ * import, a directory to mount): a missing path is NOT_FOUND, an existing one
+ * ALREADY_EXISTS, otherwise as {@link codeOfErrno}; `fallback` for an error
+ * without an errno.
+ */
+export function codeOfHostError(e: unknown, fallback: LayerboxCode = 'IO'): LayerboxCode {
+  const errno = hostErrno(e);
+  if (errno === undefined) return fallback;
+  if (errno === Errno.NOENT || errno === Errno.NOTDIR) return 'NOT_FOUND';
+  if (errno === Errno.EXIST) return 'ALREADY_EXISTS';
+  return codeOfErrno(errno);
+}
+
+/** Options of a {@link LayerboxError}: its kind, the host errno behind it, the error that caused it. */
+export interface LayerboxErrorOptions {
+  /** The kind of failure; derived from `errno` when not given (see {@link LayerboxError.code}). */
+  code?: LayerboxCode;
+  /** The errno of the host failure behind it (ENOSPC, EIO...), if any. */
+  errno?: number;
+  /** The error it wraps, kept as the standard `cause`. */
+  cause?: unknown;
+}
+
 /** An error about stored data or user input outside the guest's filesystem (bad image, corrupt blob, unknown ref). */
 export class LayerboxError extends Error {
   /**
-   * The errno of the host failure behind it (ENOSPC, EIO...), if any: callers
-   * test this, never the message (like containerd's errdefs). The host's own
-   * error is kept as `cause`.
+   * What kind of failure this is: callers test this, never the message (like
+   * containerd's errdefs). When the thrower gives none it is derived from
+   * `errno` ({@link codeOfErrno}); with neither, it is `INVALID`: an error
+   * without a host failure behind it is about what it was given.
+   */
+  readonly code: LayerboxCode;
+  /**
+   * The errno of the host failure behind it (ENOSPC, EIO...), if any. The
+   * host's own error is kept as `cause`.
    */
   readonly errno?: number;
-  constructor(message: string, opts: { errno?: number; cause?: unknown } = {}) {
+  constructor(message: string, opts: LayerboxErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'LayerboxError';
+    this.code = opts.code ?? (opts.errno !== undefined ? codeOfErrno(opts.errno) : 'INVALID');
     if (opts.errno !== undefined) this.errno = opts.errno;
   }
 }
 
+/** Whether `e` is a LayerboxError of kind `code`: `if (isCode(e, 'NOT_FOUND')) ...`. */
+export function isCode(e: unknown, code: LayerboxCode): boolean {
+  return e instanceof LayerboxError && e.code === code;
+}
+
 /**
- * A host I/O failure as a LayerboxError carrying its errno, with `what` (the
- * object: `writing a pack of /s`) in the message; any other error as it is.
+ * A host I/O failure as a LayerboxError carrying its errno and the code it
+ * stands for ({@link codeOfErrno}: ENOSPC is QUOTA), with `what` (the object:
+ * `writing a pack of /s`) in the message; any other error as it is.
  */
 export function hostFailure(e: unknown, what: string): unknown {
   if (e instanceof LayerboxError || e instanceof FsError) return e;

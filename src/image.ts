@@ -59,12 +59,12 @@ export function decodeImage(bytes: Uint8Array, what: string): ImageManifest {
   try {
     doc = JSON.parse(fromUtf8(bytes));
   } catch {
-    throw new LayerboxError(`${what}: not an image manifest (invalid JSON)`);
+    throw new LayerboxError(`${what}: not an image manifest (invalid JSON)`, { code: 'CORRUPT' });
   }
-  if (doc?.magic !== MAGIC) throw new LayerboxError(`${what}: not an image manifest`);
-  if (doc.version !== VERSION) throw new LayerboxError(`${what}: unsupported image manifest version ${doc.version} (this layerbox reads ${VERSION})`);
+  if (doc?.magic !== MAGIC) throw new LayerboxError(`${what}: not an image manifest`, { code: 'CORRUPT' });
+  if (doc.version !== VERSION) throw new LayerboxError(`${what}: unsupported image manifest version ${doc.version} (this layerbox reads ${VERSION})`, { code: 'INVALID' });
   const bad = (why: string): never => {
-    throw new LayerboxError(`${what}: ${why}`);
+    throw new LayerboxError(`${what}: ${why}`, { code: 'CORRUPT' });
   };
   const str = (v: unknown, field: string): string => (typeof v === 'string' ? v : bad(`${field} must be a string`));
   const strings = (v: unknown, field: string): string[] => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? [...v] : bad(`${field} must be a list of strings`));
@@ -100,14 +100,14 @@ export function parseTag(ref: string): string {
   const i = ref.lastIndexOf(':');
   const name = i > 0 && !ref.slice(i).includes('/') ? ref.slice(0, i) : ref;
   const tag = i > 0 && !ref.slice(i).includes('/') ? ref.slice(i + 1) : 'latest';
-  if (!NAME_RE.test(name)) throw new LayerboxError(`invalid image name ${JSON.stringify(name)}: use lowercase letters, digits and . _ - /`);
-  if (!TAG_RE.test(tag)) throw new LayerboxError(`invalid tag ${JSON.stringify(tag)}`);
+  if (!NAME_RE.test(name)) throw new LayerboxError(`invalid image name ${JSON.stringify(name)}: use lowercase letters, digits and . _ - /`, { code: 'INVALID' });
+  if (!TAG_RE.test(tag)) throw new LayerboxError(`invalid tag ${JSON.stringify(tag)}`, { code: 'INVALID' });
   return `${name}:${tag}`;
 }
 
 const BOX_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export function checkBoxName(name: string): string {
-  if (!BOX_RE.test(name)) throw new LayerboxError(`invalid box name ${JSON.stringify(name)}: use letters, digits and . _ - (at most 64)`);
+  if (!BOX_RE.test(name)) throw new LayerboxError(`invalid box name ${JSON.stringify(name)}: use letters, digits and . _ - (at most 64)`, { code: 'INVALID' });
   return name;
 }

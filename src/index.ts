@@ -2,7 +2,7 @@
  * layerbox core: host-neutral. Layers, images, the copy-on-write overlay,
  * boxes, diff and commit over any storage backend.
  */
-export { Errno, FsError, LayerboxError, describeErrno, errnoName, errnoOf, hostErrno, hostFailure } from './errno.js';
+export { Errno, FsError, LayerboxError, LayerboxCode, codeOfErrno, codeOfHostError, describeErrno, errnoName, errnoOf, hostErrno, hostFailure, isCode, type LayerboxErrorOptions } from './errno.js';
 export { type Digest, type Hasher, defaultHasher, digestOf, isDigest, shortDigest } from './digest.js';
 export { DEFAULT_CHUNK_SIZE, type LayerEntry, type LayerTable, decodeLayer, encodeLayer } from './layer.js';
 export { type ImageConfig, type ImageManifest, type HistoryEntry, parseTag } from './image.js';

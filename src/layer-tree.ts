@@ -174,9 +174,9 @@ export function decodeRoot(bytes: Uint8Array, what: string): LayerRoot {
  * blob. Deterministic: the same table gives the same blobs.
  */
 export function encodeLayerTree(t: LayerTable, digest: (b: Uint8Array) => Digest): { root: Uint8Array; pages: Array<{ digest: Digest; data: Uint8Array }> } {
-  if (t.kind !== 'layer') throw new LayerboxError('only layers are stored as trees');
+  if (t.kind !== 'layer') throw new LayerboxError('only layers are stored as trees', { code: 'INVALID' });
   const rootEntry = t.entries[0];
-  if (!rootEntry || rootEntry.path !== '' || rootEntry.type !== 'dir') throw new LayerboxError('a layer table needs a root directory');
+  if (!rootEntry || rootEntry.path !== '' || rootEntry.type !== 'dir') throw new LayerboxError('a layer table needs a root directory', { code: 'INVALID' });
   const children = new Map<string, LayerEntry[]>();
   const links = new Map<string, string[]>();
   for (const e of t.entries) {
@@ -250,7 +250,7 @@ export async function readLayerTable(bytes: Uint8Array, what: string, getPage: (
     level.forEach(({ dir, page }) => {
       pages?.add(page);
       const list = decoded.get(page)!;
-      if (entries.length + list.length > root.entries) throw new LayerboxError(`${what}: the layer says ${root.entries} entries, its pages hold more`);
+      if (entries.length + list.length > root.entries) throw new LayerboxError(`${what}: the layer says ${root.entries} entries, its pages hold more`, { code: 'CORRUPT' });
       for (const e of list) {
         const { name, page: sub, links: _links, ...rest } = e;
         const path = joinPath(dir, name);
@@ -261,7 +261,7 @@ export async function readLayerTable(bytes: Uint8Array, what: string, getPage: (
     level = next;
   }
   entries.sort((a, b) => comparePaths(a.path, b.path));
-  if (entries.length !== root.entries) throw new LayerboxError(`${what}: the layer says ${root.entries} entries, its pages hold ${entries.length}`);
+  if (entries.length !== root.entries) throw new LayerboxError(`${what}: the layer says ${root.entries} entries, its pages hold ${entries.length}`, { code: 'CORRUPT' });
   const t: LayerTable = { kind: 'layer', chunkSize: root.chunkSize, entries };
   // The v1 reader's checks (parents, hard links to earlier files of the layer) apply to the whole.
   decodeLayer(encodeLayer(t), what, 'layer');

@@ -149,7 +149,7 @@ export function decodeLayer(bytes: Uint8Array, what: string, expect?: 'layer' | 
     entries.push(e);
   }
   if (!r.done) r.fail('trailing bytes');
-  if (count === 0 || entries[0]!.path !== '') throw new LayerboxError(`${what}: the table has no root directory`);
+  if (count === 0 || entries[0]!.path !== '') throw new LayerboxError(`${what}: the table has no root directory`, { code: 'CORRUPT' });
   return { kind, chunkSize, entries, nextIno };
 }
 

@@ -28,6 +28,8 @@ export interface GuestIo {
   /** Called on fd_sync/fd_datasync. */
   onSync?: () => void;
   trace?: (name: string, args: unknown[], result: unknown) => void;
+  /** Told of a host exception behind an EIO the guest got (see WasiOptions.onHostError). */
+  onHostError?: (call: string, error: unknown) => void;
   wasiEnv?: WasiEnv;
   /** Extra fds (e.g. browser_wasi_shim ones) appended after the preopens. */
   extraFds?: Fd[];
@@ -65,7 +67,7 @@ export function guestFds(mounts: Mount[], io: GuestIo, collect: { out: Uint8Arra
  */
 export function runModule(module: WebAssembly.Module, mounts: Mount[], io: GuestIo = {}): RunResult {
   const collect = { out: [] as Uint8Array[], err: [] as Uint8Array[] };
-  const host = new WasiHost({ args: io.args ?? ['main'], env: io.env ?? [], fds: guestFds(mounts, io, collect), wasiEnv: io.wasiEnv, trace: io.trace });
+  const host = new WasiHost({ args: io.args ?? ['main'], env: io.env ?? [], fds: guestFds(mounts, io, collect), wasiEnv: io.wasiEnv, trace: io.trace, onHostError: io.onHostError });
   let exitCode: number;
   let trap: string | undefined;
   try {

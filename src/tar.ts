@@ -58,7 +58,7 @@ function octal(h: Uint8Array, off: number, len: number, what: string): number {
   }
   const s = field(h, off, len).trim();
   if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new LayerboxError(`bad tar header: ${what} is ${JSON.stringify(s)}`);
+  if (!/^[0-7]+$/.test(s)) throw new LayerboxError(`bad tar header: ${what} is ${JSON.stringify(s)}`, { code: 'CORRUPT' });
   return parseInt(s, 8);
 }
 
@@ -68,7 +68,7 @@ const floorDiv = (a: bigint, b: bigint): bigint => (a >= 0n ? a / b : -((-a + b 
 /** A pax time (`[-]SEC[.FRACTION]`) in nanoseconds; digits past the ninth are dropped. */
 function parsePaxTime(v: string): bigint {
   const m = /^(-?)(\d+)(?:\.(\d*))?$/.exec(v.trim());
-  if (!m) throw new LayerboxError(`bad tar pax mtime ${JSON.stringify(v)}`);
+  if (!m) throw new LayerboxError(`bad tar pax mtime ${JSON.stringify(v)}`, { code: 'CORRUPT' });
   const ns = BigInt(m[2]!) * NS + BigInt((m[3] ?? '').slice(0, 9).padEnd(9, '0'));
   return m[1] ? -ns : ns;
 }
@@ -81,7 +81,7 @@ function paxTime(ns: bigint): string {
 
 function paxNumber(v: string, what: string): number {
   const n = /^\d{1,16}$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n)) throw new LayerboxError(`bad tar pax ${what} ${JSON.stringify(v.slice(0, 40))}`);
+  if (!Number.isSafeInteger(n)) throw new LayerboxError(`bad tar pax ${what} ${JSON.stringify(v.slice(0, 40))}`, { code: 'CORRUPT' });
   return n;
 }
 
@@ -91,16 +91,16 @@ function parsePax(data: Uint8Array, at: number): Record<string, string> {
   while (i < data.length) {
     const sp = data.indexOf(0x20, i);
     if (sp < 0) break;
-    if (sp - i > 20) throw new LayerboxError('bad tar pax header');
+    if (sp - i > 20) throw new LayerboxError('bad tar pax header', { code: 'CORRUPT' });
     const len = parseInt(fromUtf8(data.subarray(i, sp)), 10);
-    if (!(len > 0) || i + len > data.length) throw new LayerboxError('bad tar pax header');
+    if (!(len > 0) || i + len > data.length) throw new LayerboxError('bad tar pax header', { code: 'CORRUPT' });
     const end = i + len - 1;
     const eq = data.subarray(sp + 1, end).indexOf(0x3d) + sp + 1;
     if (eq > sp + 1) {
       // Names are checked by their byte length before they are decoded.
       const key = fromUtf8(data.subarray(sp + 1, eq));
       if ((key === 'path' || key === 'linkpath') && end - eq - 1 > MAX_TAR_NAME)
-        throw new LayerboxError(`tar pax ${key} at byte ${at} is ${end - eq - 1} bytes (at most ${MAX_TAR_NAME}): ${shortName(fromUtf8(data.subarray(eq + 1, eq + 61)))}`);
+        throw new LayerboxError(`tar pax ${key} at byte ${at} is ${end - eq - 1} bytes (at most ${MAX_TAR_NAME}): ${shortName(fromUtf8(data.subarray(eq + 1, eq + 61)))}`, { code: 'UNSUPPORTED' });
       out[key] = fromUtf8(data.subarray(eq + 1, end));
     }
     i += len;
@@ -127,17 +127,17 @@ class TarHeaders {
   head(h: Uint8Array, at: number): { type: string; size: number; special: boolean } {
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
-    if (sum !== octal(h, 148, 8, 'checksum')) throw new LayerboxError(`bad tar header checksum at byte ${at}`);
+    if (sum !== octal(h, 148, 8, 'checksum')) throw new LayerboxError(`bad tar header checksum at byte ${at}`, { code: 'CORRUPT' });
     const type = String.fromCharCode(h[156]! || 48);
     const special = 'xgLK'.includes(type);
     // A pax `size` record (files of 8 GiB and more) wins over the header's field of the entry it describes.
     const paxSize = this.pax.size !== undefined && !special ? paxNumber(this.pax.size, 'size') : null;
     const size = paxSize ?? octal(h, 124, 12, 'size');
     // Special records are kept whole: bound them before they are read.
-    if ((type === 'x' || type === 'g') && size > MAX_PAX_HEADER) throw new LayerboxError(`tar pax header at byte ${at} is ${size} bytes (at most ${MAX_PAX_HEADER})`);
-    if ((type === 'L' || type === 'K') && size > MAX_TAR_NAME + 1) throw new LayerboxError(`tar GNU long ${type === 'L' ? 'name' : 'link'} at byte ${at} is ${size} bytes (at most ${MAX_TAR_NAME})`);
+    if ((type === 'x' || type === 'g') && size > MAX_PAX_HEADER) throw new LayerboxError(`tar pax header at byte ${at} is ${size} bytes (at most ${MAX_PAX_HEADER})`, { code: 'UNSUPPORTED' });
+    if ((type === 'L' || type === 'K') && size > MAX_TAR_NAME + 1) throw new LayerboxError(`tar GNU long ${type === 'L' ? 'name' : 'link'} at byte ${at} is ${size} bytes (at most ${MAX_TAR_NAME})`, { code: 'UNSUPPORTED' });
     // Several pax headers before one member add up: bound their sum too.
-    if (type === 'x' && (this.paxBytes += size) > MAX_PAX_HEADER) throw new LayerboxError(`tar pax headers before byte ${at + BLOCK + size} add up to more than ${MAX_PAX_HEADER} bytes`);
+    if (type === 'x' && (this.paxBytes += size) > MAX_PAX_HEADER) throw new LayerboxError(`tar pax headers before byte ${at + BLOCK + size} add up to more than ${MAX_PAX_HEADER} bytes`, { code: 'UNSUPPORTED' });
     return { type, size, special };
   }
 
@@ -182,7 +182,7 @@ export function readTar(bytes: Uint8Array): TarEntry[] {
     if (h.every((b) => b === 0)) break;
     const { type, size, special } = headers.head(h, at);
     const dataStart = off + BLOCK;
-    if (dataStart + size > bytes.length) throw new LayerboxError(`tar is truncated (an entry at byte ${off} needs ${size} bytes)`);
+    if (dataStart + size > bytes.length) throw new LayerboxError(`tar is truncated (an entry at byte ${off} needs ${size} bytes)`, { code: 'CORRUPT' });
     const data = bytes.subarray(dataStart, dataStart + size);
     off = dataStart + Math.ceil(size / BLOCK) * BLOCK;
     if (special) {
@@ -240,7 +240,7 @@ export function* tarPieces(entries: Iterable<TarEntry>, end = true): Generator<U
     const name = e.type === 'dir' && !e.path.endsWith('/') ? `${e.path}/` : e.path;
     const link = e.linkname ?? '';
     // What readTar would refuse is not written: an export always imports again.
-    for (const n of [name, link]) if (n.length > MAX_TAR_NAME / 3 && utf8(n).length > MAX_TAR_NAME) throw new LayerboxError(`cannot write ${shortName(n)} to a tar: it is ${utf8(n).length} bytes (a tar name is at most ${MAX_TAR_NAME})`);
+    for (const n of [name, link]) if (n.length > MAX_TAR_NAME / 3 && utf8(n).length > MAX_TAR_NAME) throw new LayerboxError(`cannot write ${shortName(n)} to a tar: it is ${utf8(n).length} bytes (a tar name is at most ${MAX_TAR_NAME})`, { code: 'UNSUPPORTED' });
     const exactTime = e.mtimeNs !== undefined && (e.mtimeNs % NS !== 0n || e.mtimeNs < 0n) ? e.mtimeNs : null;
     if (utf8(name).length > 100 || utf8(link).length > 100 || exactTime !== null || size > MAX_OCTAL_SIZE) {
       const rec = (k: string, v: string) => {
@@ -261,10 +261,10 @@ export function* tarPieces(entries: Iterable<TarEntry>, end = true): Generator<U
       let n = 0;
       for (const piece of e.body()) {
         n += piece.length;
-        if (n > size) throw new LayerboxError(`tar: ${JSON.stringify(e.path)} gave more than its ${size} bytes`);
+        if (n > size) throw new LayerboxError(`tar: ${JSON.stringify(e.path)} gave more than its ${size} bytes`, { code: 'CONFLICT' });
         yield piece;
       }
-      if (n !== size) throw new LayerboxError(`tar: ${JSON.stringify(e.path)} gave ${n} of its ${size} bytes`);
+      if (n !== size) throw new LayerboxError(`tar: ${JSON.stringify(e.path)} gave ${n} of its ${size} bytes`, { code: 'CONFLICT' });
     } else if (e.type === 'file' && e.data) yield e.data;
     yield pad(size);
   }
@@ -393,7 +393,7 @@ async function* tarMembers(q: TarSource): AsyncGenerator<TarStreamMember> {
     if (!h || h.every((b) => b === 0)) return;
     const { type, size, special } = headers.head(h, at);
     const pad = Math.ceil(size / BLOCK) * BLOCK - size;
-    const truncated = () => new LayerboxError(`tar is truncated (an entry at byte ${at} needs ${size} bytes)`);
+    const truncated = () => new LayerboxError(`tar is truncated (an entry at byte ${at} needs ${size} bytes)`, { code: 'CORRUPT' });
     if (special) {
       const data = await q.take(size);
       if (!data || !(await q.skip(pad))) throw truncated();

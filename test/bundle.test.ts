@@ -34,7 +34,7 @@ describe('bundles: images and boxes as one file', () => {
     expect((await b.inspectImage('base')).digest).toBe((await a.inspectImage('base')).digest);
     expect((await b.fsck()).problems).toEqual([]);
     // Opening it twice: the box name is taken, nothing changes.
-    await expect(importBundle(b, bytes)).rejects.toThrow(/box work already exists/);
+    await expect(importBundle(b, bytes)).rejects.toThrow(expect.objectContaining({ code: 'ALREADY_EXISTS', message: expect.stringMatching(/box work already exists/) }));
   });
 
   it('refuses tampered blobs, missing blobs and unknown versions', async () => {
@@ -43,13 +43,13 @@ describe('bundles: images and boxes as one file', () => {
     const entries = readTar(bytes);
     const blob = entries.find((e) => e.path.startsWith('blobs/') && e.data && text(e.data) === 'content')!;
     const tampered = writeTar(entries.map((e) => (e === blob ? { ...e, data: new TextEncoder().encode('CONTENT') } : e)));
-    await expect(importBundle(memoryStore({ chunkSize: 8 }), tampered)).rejects.toThrow(/does not match its digest/);
+    await expect(importBundle(memoryStore({ chunkSize: 8 }), tampered)).rejects.toThrow(expect.objectContaining({ code: 'CORRUPT', message: expect.stringMatching(/does not match its digest/) }));
     const holes = writeTar(entries.filter((e) => e !== blob));
     const c = memoryStore({ chunkSize: 8 });
-    await expect(importBundle(c, holes)).rejects.toThrow(/missing blob/);
+    await expect(importBundle(c, holes)).rejects.toThrow(expect.objectContaining({ code: 'CORRUPT', message: expect.stringMatching(/missing blob/) }));
     expect(await c.listImages()).toEqual([]);
     const v2 = writeTar(entries.map((e) => (e.path === 'layerbox-bundle.json' ? { ...e, data: new TextEncoder().encode(text(e.data!).replace('"version":1', '"version":2')) } : e)));
-    await expect(importBundle(memoryStore({ chunkSize: 8 }), v2)).rejects.toThrow(/unsupported layerbox bundle version 2/);
+    await expect(importBundle(memoryStore({ chunkSize: 8 }), v2)).rejects.toThrow(expect.objectContaining({ code: 'INVALID', message: expect.stringMatching(/unsupported layerbox bundle version 2/) }));
   });
 
   it('round-trips through the CLI: export IMAGE --box BOX -o FILE, then import FILE', async () => {

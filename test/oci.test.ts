@@ -181,7 +181,7 @@ describe('export --format oci', () => {
     box.fs.mkdir('/dir');
     box.fs.writeFile('/dir/.wh.sneaky', 'x');
     await box.commit({ tag: 'w:2' });
-    await expect(exportOciArchive(s, ['w:2'], 'oci')).rejects.toThrow(/\/dir\/\.wh\.sneaky has a name starting with "\.wh\."/);
+    await expect(exportOciArchive(s, ['w:2'], 'oci')).rejects.toThrow(expect.objectContaining({ code: 'INVALID', message: expect.stringMatching(/\/dir\/\.wh\.sneaky has a name starting with "\.wh\."/) }));
     await expect(exportOciArchive(s, ['w:2'], 'oci')).rejects.toBeInstanceOf(LayerboxError);
   });
 });
@@ -341,7 +341,8 @@ describe('hostile archives are refused, nothing tagged', () => {
       const f = fresh('evil') + '.tar';
       await writeFile(f, make());
       const s = await openStore('memory:');
-      await expect(importOciArchive(s, f)).rejects.toThrow(error);
+      // Each is input failing its checks, whatever its message.
+      await expect(importOciArchive(s, f)).rejects.toThrow(expect.objectContaining({ code: 'CORRUPT', message: expect.stringMatching(error) }));
       await expect(importOciArchive(s, f, { tag: 'x:1' })).rejects.toBeInstanceOf(LayerboxError);
       expect(await s.listImages()).toEqual([]);
       const store = fresh('evil-store');

@@ -224,15 +224,16 @@ describe('guest memory limits', () => {
   it('refuses limits a module cannot meet, with a clear error', async () => {
     const store = await storeWithImage({ '/etc': null });
     const box = await store.createBox('m', { image: 'base' });
-    await expect(box.run(guest(), { maxMemoryBytes: 100 })).rejects.toThrow(/memory limit: at least 64 KiB/);
+    await expect(box.run(guest(), { maxMemoryBytes: 100 })).rejects.toThrow(expect.objectContaining({ code: 'INVALID', message: expect.stringMatching(/memory limit: at least 64 KiB/) }));
     // The guest's data and stack need more than one page at start.
-    await expect(box.run(guest(), { maxMemoryBytes: 65536 })).rejects.toThrow(/memory limit: the module needs \d+ KiB of memory at start, more than the limit of 64 KiB/);
+    await expect(box.run(guest(), { maxMemoryBytes: 65536 })).rejects.toThrow(expect.objectContaining({ code: 'QUOTA', message: expect.stringMatching(/memory limit: the module needs \d+ KiB of memory at start, more than the limit of 64 KiB/) }));
     await expect(box.run(await WebAssembly.compile(guest()), { maxMemoryBytes: 1 << 20 })).rejects.toThrow(/needs the module as bytes/);
     // (module (import "env" "memory" (memory 1)))
     const imported = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 0x0f, 1, 3, 0x65, 0x6e, 0x76, 6, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 2, 0, 1]);
-    expect(() => capMemory(imported, 1 << 20)).toThrow(/imports its memory/);
-    expect(() => capMemory(new Uint8Array([1, 2, 3]), 1 << 20)).toThrow(/not a WebAssembly module/);
+    expect(() => capMemory(imported, 1 << 20)).toThrow(expect.objectContaining({ code: 'UNSUPPORTED', message: expect.stringMatching(/imports its memory/) }));
+    expect(() => capMemory(new Uint8Array([1, 2, 3]), 1 << 20)).toThrow(expect.objectContaining({ code: 'CORRUPT', message: expect.stringMatching(/not a WebAssembly module/) }));
     expect(() => capMemory(guest().subarray(0, 40), 1 << 20)).toThrow(LayerboxError);
+    expect(() => capMemory(guest().subarray(0, 40), 1 << 20)).toThrow(expect.objectContaining({ code: 'CORRUPT' }));
   });
 
   it('run --memory stops a hungry guest in its worker; the CLI reports its exit code', async () => {

@@ -254,6 +254,8 @@ describe('hostile tars are refused (library)', () => {
       const err = await store.importTar(file, { tag: 'bad' }).then(() => null, (e: unknown) => e);
       expect(err).toBeInstanceOf(LayerboxError);
       expect((err as Error).message).toMatch(h.says);
+      // Every one is a malformed (or hostile) tar, and says so in its code.
+      expect((err as LayerboxError).code).toBe('CORRUPT');
       expect(await tags(store)).toEqual(['keep:latest']);
     });
   }
@@ -268,6 +270,7 @@ describe('hostile tars are refused (library)', () => {
     const err = await store.importTar(join(tmp, 'no-such.tar'), { tag: 'bad' }).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(LayerboxError);
     expect((err as Error).message).toContain('no-such.tar');
+    expect((err as LayerboxError).code).toBe('NOT_FOUND');
   });
 });
 

@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type LayerboxCode, codeOfHostError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -124,7 +124,7 @@ async function imageCmd(store: NodeStore, sub: string | undefined, argv: string[
       const { v, p } = args(argv, { tag: { type: 'string', short: 't' }, message: { type: 'string', short: 'm' } }, [1, 1]);
       const src = p[0]!;
       const st = await stat(src).catch(() => null);
-      if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
+      if (!st) throw new LayerboxError(`no such file or directory: ${src}`, { code: 'NOT_FOUND' });
       const progress = new Progress('importing');
       const opts = { tag: v.tag as string | undefined, comment: v.message as string | undefined, onProgress: (x: { files: number; bytes: number }) => progress.update(`${x.files} files, ${human(x.bytes)}`), onSkip: (path: string, why: string) => process.stderr.write(`layerbox: skipped ${path}: ${why}\n`) };
       const d = st.isDirectory() ? await store.importDirectory(src, opts) : await store.importTar(src, opts);
@@ -237,7 +237,10 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
     if (i <= 0 || !d.slice(i + 2).startsWith('/')) throw new UsageError(`--dir takes HOST::GUEST with an absolute GUEST path, got ${d}`);
     return { host: d.slice(0, i), guest: d.slice(i + 2) };
   });
-  for (const d of dirs) if (!(await stat(d.host).catch(() => null))?.isDirectory()) throw new LayerboxError(`--dir: not a directory: ${d.host}`);
+  for (const d of dirs) {
+    const st = await stat(d.host).catch(() => null);
+    if (!st?.isDirectory()) throw new LayerboxError(`--dir: not a directory: ${d.host}`, { code: st ? 'INVALID' : 'NOT_FOUND' });
+  }
   const env = (v.env as unknown as string[] | undefined) ?? [];
   for (const e of env) if (!/^[^=]+=/.test(e)) throw new UsageError(`--env takes K=V, got ${e}`);
   const timeout = v.timeout === undefined ? undefined : Number(v.timeout);
@@ -245,8 +248,8 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   const maxMemoryBytes = v.memory === undefined ? undefined : parseSize(v.memory as string, '--memory');
   const program = p[0]!;
   const bp = boxPath(program);
-  if (!bp && !(await stat(program).catch(() => null))?.isFile()) throw new LayerboxError(`no such program: ${program}`);
-  if (store.backend.kind !== 'dir') throw new LayerboxError('run needs a directory store');
+  if (!bp && !(await stat(program).catch(() => null))?.isFile()) throw new LayerboxError(`no such program: ${program}`, { code: 'NOT_FOUND' });
+  if (store.backend.kind !== 'dir') throw new LayerboxError('run needs a directory store', { code: 'UNSUPPORTED' });
   // Check the box or image exists before starting a worker.
   if (v.box) await store.boxRecord(v.box as string);
   else await store.resolveImage(v.image as string);
@@ -395,7 +398,7 @@ async function main(argv: string[]): Promise<void> {
         const { v, p } = args(rest, { tag: { type: 'string', short: 't' } }, [1, 1]);
         const src = p[0]!;
         const st = await stat(src).catch(() => null);
-        if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
+        if (!st) throw new LayerboxError(`no such file or directory: ${src}`, { code: 'NOT_FOUND' });
         const tag = v.tag as string | undefined;
         const printImages = (imgs: Array<{ digest: string; tags: string[]; note?: string }>) => {
           for (const i of imgs) {
@@ -405,12 +408,12 @@ async function main(argv: string[]): Promise<void> {
         };
         if (st.isDirectory()) {
           const imgs = await importOciArchive(store, src, { tag });
-          if (!imgs) throw new LayerboxError(`${src} is not an OCI image layout (no oci-layout and index.json); to import a directory tree use: image import DIR --tag NAME`);
+          if (!imgs) throw new LayerboxError(`${src} is not an OCI image layout (no oci-layout and index.json); to import a directory tree use: image import DIR --tag NAME`, { code: 'INVALID' });
           return printImages(imgs);
         }
         // A bundle starts with its index: the first header tells, without reading a file that may be gigabytes.
-        const first = await readHead(src, 512).catch(() => {
-          throw new LayerboxError(`cannot read ${src}`);
+        const first = await readHead(src, 512).catch((e: unknown) => {
+          throw new LayerboxError(`cannot read ${src}`, { code: codeOfHostError(e), cause: e });
         });
         const name = new TextDecoder().decode(first.subarray(0, 100)).replace(/\0[^]*$/, '');
         const isBundle = first.length === 512 && name === 'layerbox-bundle.json' && new TextDecoder().decode(first.subarray(257, 262)) === 'ustar';
@@ -447,7 +450,8 @@ async function main(argv: string[]): Promise<void> {
       case 'fsck': {
         const { v } = args(rest, {}, [0, 0]);
         const r = await store.fsck();
-        if (v.json) json(r);
+        // Every problem fsck finds is stored data failing its checks.
+        if (v.json) json({ ...r, problems: r.problems.map((x) => ({ code: 'CORRUPT' satisfies LayerboxCode, ...x })) });
         else {
           for (const x of r.problems) out(`${x.digest ?? ''}${x.where ? ` (${x.where})` : ''}: ${x.problem}`);
           out(r.problems.length ? `${r.problems.length} problems in ${r.blobs} blobs` : `ok: ${r.blobs} blobs verified`);
@@ -507,11 +511,21 @@ function doing(argv: string[]): string {
 const oneLine = (s: string): string => s.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? ' ' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 
 /**
- * The one place errors meet the user: a usage error exits 2; a host failure
- * (a LayerboxError carrying an errno, or the host's own error) is `<what
- * failed> while <what the command was doing>`, exit 1; any other known error
- * is its message, exit 1; anything else is an internal error, exit 70. One
- * line each; LAYERBOX_DEBUG=1 adds the stack and causes.
+ * The kind of a failure the user can act on: a LayerboxError's code; an
+ * FsError's or a host error's from its errno (ENOENT is NOT_FOUND, ENOSPC is
+ * QUOTA); undefined for anything else, which is a bug.
+ */
+function codeOf(e: unknown): LayerboxCode | undefined {
+  if (e instanceof LayerboxError) return e.code;
+  return errnoOf(e) === undefined ? undefined : codeOfHostError(e);
+}
+
+/**
+ * The one place errors meet the user: a usage error exits 2; an error with a
+ * code (see `codeOf`) exits 1, as `<what failed> while <what the command was
+ * doing>` for a host failure (one carrying a host errno) and as its message
+ * otherwise; anything else is an internal error, exit 70. One line each;
+ * LAYERBOX_DEBUG=1 adds the code, the stack and the causes.
  */
 function report(e: unknown, argv: string[]): void {
   const err = (line: string) => process.stderr.write(`layerbox: ${oneLine(line)}\n`);
@@ -520,18 +534,20 @@ function report(e: unknown, argv: string[]): void {
     process.exitCode = 2;
     return;
   }
+  const code = codeOf(e);
+  // An FsError's message names the path and the failure; other errnos come from the host and name only the failure.
   const errno = e instanceof FsError ? undefined : errnoOf(e);
-  if (errno !== undefined) {
-    err(`${describeErrno(errno)} while ${doing(argv)}`);
-    process.exitCode = 1;
-  } else if (e instanceof LayerboxError || e instanceof FsError) {
-    err(e.message);
-    process.exitCode = 1;
-  } else {
+  if (code === undefined) {
     err(`internal error: ${e instanceof Error ? e.message : String(e)}`);
     process.exitCode = 70;
+  } else {
+    err(errno !== undefined ? `${describeErrno(errno)} while ${doing(argv)}` : (e as Error).message);
+    process.exitCode = 1;
   }
-  if (process.env.LAYERBOX_DEBUG === '1') for (let c: unknown = e, depth = 0; c !== undefined && depth < 8; c = (c as { cause?: unknown })?.cause, depth++) process.stderr.write(`${depth ? 'caused by: ' : ''}${(c as Error)?.stack ?? String(c)}\n`);
+  if (process.env.LAYERBOX_DEBUG === '1') {
+    process.stderr.write(`code: ${code ?? 'none (internal error)'}\n`);
+    for (let c: unknown = e, depth = 0; c !== undefined && depth < 8; c = (c as { cause?: unknown })?.cause, depth++) process.stderr.write(`${depth ? 'caused by: ' : ''}${(c as Error)?.stack ?? String(c)}\n`);
+  }
 }
 
 const argv = process.argv.slice(2);

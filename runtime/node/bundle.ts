@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { type BundleIndex, LayerboxError, type Store, importBundleAt } from '../../src/index.js';
+import { type BundleIndex, LayerboxError, type Store, codeOfHostError, importBundleAt } from '../../src/index.js';
 import { positionalReader, streamHasher } from './oci.js';
 
 /**
@@ -8,8 +8,8 @@ import { positionalReader, streamHasher } from './oci.js';
  * 2 GiB too) import.
  */
 export async function importBundleFile(store: Store, src: string): Promise<BundleIndex> {
-  const fh = await open(src, 'r').catch(() => {
-    throw new LayerboxError(`cannot read ${src}`);
+  const fh = await open(src, 'r').catch((e: unknown) => {
+    throw new LayerboxError(`cannot read ${src}`, { code: codeOfHostError(e), cause: e });
   });
   try {
     // The size is taken once, from the open file: a file that shrinks later reads short, and is refused as truncated.

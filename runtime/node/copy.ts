@@ -1,6 +1,6 @@
 import { mkdir, open, readdir, lstat, readlink, symlink, chmod, utimes } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { type Box, FsError, LayerboxError } from '../../src/index.js';
+import { type Box, FsError, LayerboxError, codeOfHostError } from '../../src/index.js';
 import { isZero, sortedIndices } from '../../src/overlay/content.js';
 
 /** How much of a file is read at a time when copying in or out. */
@@ -10,7 +10,7 @@ const PIECE = 1 << 20;
 export async function copyIntoBox(box: Box, src: string, dest: string): Promise<number> {
   const fs = box.fs;
   const st = await lstat(src).catch(() => null);
-  if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
+  if (!st) throw new LayerboxError(`no such file or directory: ${src}`, { code: 'NOT_FOUND' });
   let target = dest;
   if (fs.exists(dest) && fs.stat(dest).type === 'dir') target = `${dest.replace(/\/+$/, '')}/${basename(src)}`;
   // Listed first (pre-order, on an explicit stack: a tree may be deeper than
@@ -67,11 +67,11 @@ const PATH_MAX = 4096;
 
 function tooLong(path: string, where: string, other: string): void {
   if (Buffer.byteLength(path) <= PATH_MAX) return;
-  throw new LayerboxError(`cannot copy ${JSON.stringify(other.length > 80 ? other.slice(0, 60) + '...' : other)}: its path ${where} would be ${Buffer.byteLength(path)} bytes, longer than PATH_MAX (${PATH_MAX}); nothing was copied`);
+  throw new LayerboxError(`cannot copy ${JSON.stringify(other.length > 80 ? other.slice(0, 60) + '...' : other)}: its path ${where} would be ${Buffer.byteLength(path)} bytes, longer than PATH_MAX (${PATH_MAX}); nothing was copied`, { code: 'UNSUPPORTED' });
 }
 
 function hostError(e: NodeJS.ErrnoException, path: string): never {
-  throw new LayerboxError(`cannot read ${JSON.stringify(path.length > 80 ? path.slice(0, 60) + '...' : path)}: ${e.code ?? e.message}`);
+  throw new LayerboxError(`cannot read ${JSON.stringify(path.length > 80 ? path.slice(0, 60) + '...' : path)}: ${e.code ?? e.message}`, { code: codeOfHostError(e), cause: e });
 }
 
 /** Copies a box path (file or tree) out to the host. Symlinks are written as symlinks, never followed out of the box. */

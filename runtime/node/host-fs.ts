@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { type DirEntry, type Errno as ErrnoT, FsError, type GuestFile, type GuestFs, LayerboxError, type OpenOptions, type Stat, Errno } from '../../src/index.js';
+import { type DirEntry, type Errno as ErrnoT, FsError, type GuestFile, type GuestFs, LayerboxError, codeOfHostError, type OpenOptions, type Stat, Errno } from '../../src/index.js';
 
 type ErrnoName = keyof typeof ErrnoT;
 
@@ -73,17 +73,17 @@ function procFdWorks(probe: number): boolean {
  * one clear LayerboxError where host mounts cannot be confined.
  */
 export function openMountRoot(host: string): number {
-  if (process.platform !== 'linux') throw new LayerboxError(`host directory mounts need Linux (/proc/self/fd), not ${process.platform}: cannot mount ${host}`);
+  if (process.platform !== 'linux') throw new LayerboxError(`host directory mounts need Linux (/proc/self/fd), not ${process.platform}: cannot mount ${host}`, { code: 'UNSUPPORTED' });
   let fd: number;
   try {
     fd = fs.openSync(host, O_PATH | C.O_DIRECTORY);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new LayerboxError(code === 'ENOTDIR' ? `--dir: not a directory: ${host}` : code === 'ENOENT' ? `--dir: no such directory: ${host}` : `--dir: cannot open ${host} (${code ?? 'error'})`);
+    throw new LayerboxError(code === 'ENOTDIR' ? `--dir: not a directory: ${host}` : code === 'ENOENT' ? `--dir: no such directory: ${host}` : `--dir: cannot open ${host} (${code ?? 'error'})`, { code: code === 'ENOTDIR' ? 'INVALID' : codeOfHostError(e), cause: e });
   }
   if (!procFdWorks(fd)) {
     fs.closeSync(fd);
-    throw new LayerboxError(`host directory mounts need /proc/self/fd, which does not work here: cannot mount ${host}`);
+    throw new LayerboxError(`host directory mounts need /proc/self/fd, which does not work here: cannot mount ${host}`, { code: 'UNSUPPORTED' });
   }
   return fd;
 }

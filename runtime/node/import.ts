@@ -3,7 +3,7 @@ import { lstat, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
-import { LayerboxError, type LayerBuilder } from '../../src/index.js';
+import { LayerboxError, type LayerBuilder, codeOfHostError } from '../../src/index.js';
 import { MAX_TAR_NAME } from '../../src/tar.js';
 
 export interface ImportProgress {
@@ -37,7 +37,7 @@ const SMALL_FILE = 1 << 20;
 /** Walks a host directory into a layer: files, directories, symlinks (stored as written) and hard links. */
 export async function addHostDirectory(b: LayerBuilder, root: string, opts: HostImportOptions = {}): Promise<void> {
   const st = await lstat(root, { bigint: true }).catch(() => null);
-  if (!st?.isDirectory()) throw new LayerboxError(`not a directory: ${root}`);
+  if (!st?.isDirectory()) throw new LayerboxError(`not a directory: ${root}`, { code: st ? 'INVALID' : 'NOT_FOUND' });
   const progress = { files: 0, bytes: 0 };
   const links = new Map<string, string>();
   b.addDir('/', { mode: Number(st.mode), mtime: st.mtimeNs });
@@ -53,7 +53,7 @@ export async function addHostDirectory(b: LayerBuilder, root: string, opts: Host
   queue(root, '');
   for (let top = stack.pop(); top; top = stack.pop()) {
     const { host, path } = top;
-    if (path.length > MAX_TAR_NAME) throw new LayerboxError(`cannot import ${tooLong(path)}: its path in the image would be longer than ${MAX_TAR_NAME} bytes`);
+    if (path.length > MAX_TAR_NAME) throw new LayerboxError(`cannot import ${tooLong(path)}: its path in the image would be longer than ${MAX_TAR_NAME} bytes`, { code: 'UNSUPPORTED' });
     const s = hostCall(host, () => lstatSync(host, { bigint: true }));
     const meta = { mode: Number(s.mode & 0o7777n), uid: Number(s.uid), gid: Number(s.gid), mtime: s.mtimeNs };
     if (s.isDirectory()) {
@@ -89,7 +89,7 @@ function hostCall<T>(path: string, f: () => T): T {
   try {
     return f();
   } catch (e) {
-    throw new LayerboxError(`cannot read ${tooLong(path)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new LayerboxError(`cannot read ${tooLong(path)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { code: codeOfHostError(e), cause: e });
   }
 }
 
@@ -100,7 +100,7 @@ function tooLong(path: string): string {
 
 /** Reads a tar (plain or gzip) into a layer. OCI whiteout names become whiteouts and opaque markers. */
 export async function addTar(b: LayerBuilder, file: string, opts: HostImportOptions = {}): Promise<void> {
-  const bad = (e: unknown): LayerboxError => (e instanceof LayerboxError ? e : new LayerboxError(`bad tar ${file}: ${(e as Error)?.message ?? e}`));
+  const bad = (e: unknown): LayerboxError => (e instanceof LayerboxError ? e : new LayerboxError(`bad tar ${file}: ${(e as Error)?.message ?? e}`, { code: 'CORRUPT', cause: e }));
   const head = Buffer.alloc(2);
   try {
     const fh = await open(file, 'r');
@@ -110,7 +110,7 @@ export async function addTar(b: LayerBuilder, file: string, opts: HostImportOpti
       await fh.close();
     }
   } catch (e) {
-    throw new LayerboxError(`cannot read ${file}: ${(e as Error).message}`);
+    throw new LayerboxError(`cannot read ${file}: ${(e as Error).message}`, { code: codeOfHostError(e), cause: e });
   }
   const src = createReadStream(file);
   const gunzip = head[0] === 0x1f && head[1] === 0x8b ? createGunzip() : null;
@@ -133,8 +133,8 @@ export async function addTar(b: LayerBuilder, file: string, opts: HostImportOpti
       const raw = h.name;
       // tar-stream bounds pax headers and GNU long names at 4 MiB; names are bounded here.
       for (const n of [raw, h.linkname ?? ''])
-        if (Buffer.byteLength(n) > MAX_TAR_NAME) throw new LayerboxError(`tar entry name ${tooLong(n)} is longer than ${MAX_TAR_NAME} bytes`);
-      if (raw.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(raw)}`);
+        if (Buffer.byteLength(n) > MAX_TAR_NAME) throw new LayerboxError(`tar entry name ${tooLong(n)} is longer than ${MAX_TAR_NAME} bytes`, { code: 'UNSUPPORTED' });
+      if (raw.startsWith('/')) throw new LayerboxError(`refusing absolute path in tar: ${JSON.stringify(raw)}`, { code: 'CORRUPT' });
       // `./a//b/` -> `a/b`; `..` stays for the builder to refuse.
       const path = raw.split('/').filter((c) => c !== '' && c !== '.').join('/');
       const meta = { mode: h.mode ?? undefined, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ? BigInt(h.mtime.getTime()) * 1_000_000n : 0n };
@@ -142,17 +142,17 @@ export async function addTar(b: LayerBuilder, file: string, opts: HostImportOpti
       const dir = path.slice(0, Math.max(0, path.lastIndexOf('/')));
       let stored = true;
       if (path === '') {
-        if (h.type !== 'directory') throw new LayerboxError(`tar entry ${JSON.stringify(raw)} names the root but is not a directory`);
+        if (h.type !== 'directory') throw new LayerboxError(`tar entry ${JSON.stringify(raw)} names the root but is not a directory`, { code: 'CORRUPT' });
         b.addDir('/', meta);
       } else if (base === '.wh..wh..opq') {
         // Applied at the end: the directory's own entry may come before or after its marker.
-        if (opaque.has(dir)) throw new LayerboxError(`duplicate entry ${JSON.stringify(raw)}`);
+        if (opaque.has(dir)) throw new LayerboxError(`duplicate entry ${JSON.stringify(raw)}`, { code: 'CORRUPT' });
         opaque.add(dir);
       } else if (base.startsWith('.wh..wh.')) {
         opts.onSkip?.(path, 'whiteout metadata');
         stored = false;
       } else if (base.startsWith('.wh.')) {
-        if (base === '.wh.') throw new LayerboxError(`whiteout without a name in tar: ${JSON.stringify(raw)}`);
+        if (base === '.wh.') throw new LayerboxError(`whiteout without a name in tar: ${JSON.stringify(raw)}`, { code: 'CORRUPT' });
         b.addWhiteout(`${dir}/${base.slice(4)}`);
       } else if (h.type === 'file' || h.type === 'contiguous-file') {
         await b.addFile(path, entry as AsyncIterable<Uint8Array>, meta);

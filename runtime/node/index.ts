@@ -14,6 +14,7 @@ export { importBundleFile } from './bundle.js';
 export type { HostImportOptions, ImportProgress } from './import.js';
 export { DirBackend, openDirBackend } from './dir-backend.js';
 export { HostFs } from './host-fs.js';
+export { stderrHostErrors } from './host-error.js';
 export { runInWorker, TIMEOUT_EXIT, type WorkerRequest } from './run.js';
 
 /** A store with the Node host's imports. */

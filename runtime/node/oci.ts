@@ -187,7 +187,7 @@ function dirStreams(dir: string): ArchiveStreams {
     },
     stream: (path) => {
       const p = file(path);
-      if (!p) throw new LayerboxError(`refusing path ${JSON.stringify(path)}`);
+      if (!p) throw new LayerboxError(`refusing path ${JSON.stringify(path)}`, { code: 'CORRUPT' });
       return createReadStream(p, { highWaterMark: 1 << 20 });
     },
   };
@@ -231,17 +231,17 @@ async function tarFileArchive(src: string, size: number): Promise<{ read: Archiv
   const read: ArchiveReader = async (path) => {
     const m = members.get(path);
     if (!m) return null;
-    if (m.size > MAX_WHOLE_MEMBER) throw new LayerboxError(`${src}: ${path} is ${m.size} bytes, too big to read whole`);
+    if (m.size > MAX_WHOLE_MEMBER) throw new LayerboxError(`${src}: ${path} is ${m.size} bytes, too big to read whole`, { code: 'UNSUPPORTED' });
     return readAt(m.offset, m.size);
   };
   const streams: ArchiveStreams = {
     size: async (path) => members.get(path)?.size ?? null,
     stream: (path) => (async function* () {
       const m = members.get(path);
-      if (!m) throw new LayerboxError(`${src}: ${path} is missing from the archive`);
+      if (!m) throw new LayerboxError(`${src}: ${path} is missing from the archive`, { code: 'CORRUPT' });
       for (let o = 0; o < m.size; ) {
         const b = await readAt(m.offset + o, Math.min(1 << 20, m.size - o));
-        if (!b.length) throw new LayerboxError(`${src}: ${path} is truncated`);
+        if (!b.length) throw new LayerboxError(`${src}: ${path} is truncated`, { code: 'CORRUPT' });
         o += b.length;
         yield b;
       }
@@ -257,7 +257,7 @@ async function tarFileArchive(src: string, size: number): Promise<{ read: Archiv
  */
 export async function importOciArchive(store: Store, src: string, opts: { tag?: string } = {}): Promise<Array<{ digest: Digest; tags: string[] }> | null> {
   const st = await stat(src).catch(() => null);
-  if (!st) throw new LayerboxError(`no such file or directory: ${src}`);
+  if (!st) throw new LayerboxError(`no such file or directory: ${src}`, { code: 'NOT_FOUND' });
   const streaming = { gunzipStream, hasher: streamHasher };
   if (st.isDirectory()) {
     const read = dirReader(src);
@@ -302,7 +302,7 @@ export async function importOciArchive(store: Store, src: string, opts: { tag?: 
       await out.truncate(at);
     } catch (e) {
       if (e instanceof LayerboxError || (e as { code?: string }).code?.startsWith('E') && !(e as { code?: string }).code?.startsWith('ERR_')) throw e;
-      throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`);
+      throw new LayerboxError(`${src}: bad gzip stream: ${(e as Error).message}`, { code: 'CORRUPT' });
     } finally {
       await out.close();
     }

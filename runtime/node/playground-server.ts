@@ -17,7 +17,7 @@ export interface PlaygroundServer extends StaticServer {
 /** Serves `dist` (a built layerbox `dist/` directory) on 127.0.0.1:`port` (0: a free port). */
 export async function startPlaygroundServer(opts: { dist: string; port?: number }): Promise<PlaygroundServer> {
   const st = await stat(join(opts.dist, 'playground')).catch(() => null);
-  if (!st?.isDirectory()) throw new LayerboxError(`the playground is not built (no ${join(opts.dist, 'playground')}): run npm run build`);
+  if (!st?.isDirectory()) throw new LayerboxError(`the playground is not built (no ${join(opts.dist, 'playground')}): run npm run build`, { code: 'NOT_FOUND' });
   const s = await startStaticServer({
     root: opts.dist,
     port: opts.port ?? 0,

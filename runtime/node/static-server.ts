@@ -97,7 +97,7 @@ export async function startStaticServer(opts: StaticServerOptions): Promise<Stat
   try {
     root = await realpath(resolve(opts.root));
   } catch {
-    throw new LayerboxError(`cannot serve ${opts.root}: no such directory`);
+    throw new LayerboxError(`cannot serve ${opts.root}: no such directory`, { code: 'NOT_FOUND' });
   }
   const inside = (p: string): boolean => p === root || p.startsWith(root + sep);
   const cacheControl = opts.cacheControl ?? 'no-store';
@@ -199,8 +199,8 @@ export async function startStaticServer(opts: StaticServerOptions): Promise<Stat
   });
   await new Promise<void>((ok, ko) => {
     server.once('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EADDRINUSE') ko(new LayerboxError(`port ${opts.port} on ${host} is already in use (try another --port, or --port 0 for a free one)`));
-      else if (e.code === 'EACCES') ko(new LayerboxError(`not allowed to listen on port ${opts.port} on ${host}`));
+      if (e.code === 'EADDRINUSE') ko(new LayerboxError(`port ${opts.port} on ${host} is already in use (try another --port, or --port 0 for a free one)`, { code: 'CONFLICT' }));
+      else if (e.code === 'EACCES') ko(new LayerboxError(`not allowed to listen on port ${opts.port} on ${host}`, { code: 'IO' }));
       else ko(e);
     });
     server.listen(opts.port ?? 0, host, () => ok());

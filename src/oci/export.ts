@@ -61,8 +61,8 @@ const dir = (path: string): TarEntry => ({ path, type: 'dir', mode: 0o755, uid: 
  * the same bytes. Images named by a tag carry that tag; by digest, all of theirs.
  */
 export async function exportOci(store: Store, images: string[], opts: OciExportOptions): Promise<TarEntry[]> {
-  if (!images.length) throw new LayerboxError('nothing to export: name an image');
-  if (opts.format === 'oci' && !opts.gzip && !opts.layerSink) throw new LayerboxError('OCI export needs a gzip implementation');
+  if (!images.length) throw new LayerboxError('nothing to export: name an image', { code: 'INVALID' });
+  if (opts.format === 'oci' && !opts.gzip && !opts.layerSink) throw new LayerboxError('OCI export needs a gzip implementation', { code: 'INVALID' });
   const refs = await store.backend.readRefs();
   const blobs = new Map<string, Uint8Array | BlobContent>();
   /** Layer results by the digests of the layers up to it (a redirect's content depends on the layers below). */

@@ -61,14 +61,14 @@ export function parseJson(bytes: Uint8Array, what: string): any {
   try {
     return JSON.parse(fromUtf8(bytes));
   } catch {
-    throw new LayerboxError(`${what} is not valid JSON`);
+    throw new LayerboxError(`${what} is not valid JSON`, { code: 'CORRUPT' });
   }
 }
 
 /** Checks a descriptor's shape: a sha256 digest, a non-negative size. */
 export function checkDescriptor(d: any, what: string): Descriptor {
-  if (!d || typeof d !== 'object') throw new LayerboxError(`${what}: missing descriptor`);
-  if (!isDigest(d.digest)) throw new LayerboxError(`${what}: unsupported or invalid digest ${JSON.stringify(d.digest)} (expected sha256:<64 hex digits>)`);
-  if (d.size !== undefined && !(Number.isSafeInteger(d.size) && d.size >= 0)) throw new LayerboxError(`${what}: invalid size ${JSON.stringify(d.size)}`);
+  if (!d || typeof d !== 'object') throw new LayerboxError(`${what}: missing descriptor`, { code: 'CORRUPT' });
+  if (!isDigest(d.digest)) throw new LayerboxError(`${what}: unsupported or invalid digest ${JSON.stringify(d.digest)} (expected sha256:<64 hex digits>)`, { code: 'CORRUPT' });
+  if (d.size !== undefined && !(Number.isSafeInteger(d.size) && d.size >= 0)) throw new LayerboxError(`${what}: invalid size ${JSON.stringify(d.size)}`, { code: 'CORRUPT' });
   return d as Descriptor;
 }

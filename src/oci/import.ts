@@ -76,19 +76,19 @@ const starts = (b: Uint8Array, magic: number[]) => b.length >= magic.length && m
 
 /** A safe relative member path (a docker manifest names its files): no `..`, not absolute. */
 function memberPath(p: unknown, what: string): string {
-  if (typeof p !== 'string' || p === '') throw new LayerboxError(`${what}: missing path`);
+  if (typeof p !== 'string' || p === '') throw new LayerboxError(`${what}: missing path`, { code: 'CORRUPT' });
   const parts = p.split('/').filter((c) => c !== '' && c !== '.');
-  if (p.startsWith('/') || parts.includes('..') || p.includes('\0')) throw new LayerboxError(`${what}: refusing path ${JSON.stringify(p)}`);
+  if (p.startsWith('/') || parts.includes('..') || p.includes('\0')) throw new LayerboxError(`${what}: refusing path ${JSON.stringify(p)}`, { code: 'CORRUPT' });
   return parts.join('/');
 }
 
 /** A reference as a layerbox tag; Docker Hub's implicit prefixes dropped (`docker.io/library/x:1` is `x:1`). */
 function tagOf(ref: unknown, what: string): string {
-  if (typeof ref !== 'string') throw new LayerboxError(`${what}: a reference must be a string, got ${JSON.stringify(ref)}`);
+  if (typeof ref !== 'string') throw new LayerboxError(`${what}: a reference must be a string, got ${JSON.stringify(ref)}`, { code: 'CORRUPT' });
   try {
     return parseTag(ref.replace(/^(?:docker\.io|index\.docker\.io)\/(?:library\/)?/, ''));
   } catch (e) {
-    throw new LayerboxError(`${what}: cannot use ${JSON.stringify(ref)} as a tag: ${(e as Error).message}`);
+    throw new LayerboxError(`${what}: cannot use ${JSON.stringify(ref)} as a tag: ${(e as Error).message}`, { code: 'INVALID' });
   }
 }
 
@@ -117,8 +117,8 @@ class Reader {
       yield p;
     }
     const got = h.digest();
-    if (got !== digest) throw new LayerboxError(`${what}: blob ${digest} does not match its digest (its content hashes to ${got})`);
-    if (size !== undefined && n !== size) throw new LayerboxError(`${what}: blob ${digest} has ${n} bytes, its descriptor says ${size}`);
+    if (got !== digest) throw new LayerboxError(`${what}: blob ${digest} does not match its digest (its content hashes to ${got})`, { code: 'CORRUPT' });
+    if (size !== undefined && n !== size) throw new LayerboxError(`${what}: blob ${digest} has ${n} bytes, its descriptor says ${size}`, { code: 'CORRUPT' });
   }
 
   /** A layer blob of an OCI layout: bytes, or a checked stream when it is big. */
@@ -133,15 +133,15 @@ class Reader {
   async *layerStream(b: BigMember, diffId: Digest, what: string): AsyncGenerator<Uint8Array> {
     const src = b.stream()[Symbol.asyncIterator]();
     const first = await src.next();
-    if (first.done) throw new LayerboxError(`${what}: empty layer`);
+    if (first.done) throw new LayerboxError(`${what}: empty layer`, { code: 'CORRUPT' });
     const head = first.value;
-    if (starts(head, ZSTD)) throw new LayerboxError(`${what}: zstd-compressed layers are not supported`);
+    if (starts(head, ZSTD)) throw new LayerboxError(`${what}: zstd-compressed layers are not supported`, { code: 'UNSUPPORTED' });
     const whole = (async function* () {
       yield head;
       for (let r = await src.next(); !r.done; r = await src.next()) yield r.value;
     })();
     const gz = starts(head, GZIP);
-    if (gz && !this.opts.gunzipStream) throw new LayerboxError(`${what}: a gzip layer of ${b.size} bytes needs a streaming gunzip`);
+    if (gz && !this.opts.gunzipStream) throw new LayerboxError(`${what}: a gzip layer of ${b.size} bytes needs a streaming gunzip`, { code: 'INVALID' });
     const tar = gz ? this.opts.gunzipStream!(whole) : whole;
     const h = (this.opts.hasher ?? portableHasher)();
     const it = tar[Symbol.asyncIterator]();
@@ -151,19 +151,19 @@ class Reader {
         r = await it.next();
       } catch (e) {
         if (e instanceof LayerboxError || !gz) throw e;
-        throw new LayerboxError(`${what}: bad gzip stream: ${(e as Error)?.message ?? e}`);
+        throw new LayerboxError(`${what}: bad gzip stream: ${(e as Error)?.message ?? e}`, { code: 'CORRUPT' });
       }
       if (r.done) break;
       h.update(r.value);
       yield r.value;
     }
     const got = h.digest();
-    if (got !== diffId) throw new LayerboxError(`${what}: uncompressed layer hashes to ${got}, but the image config's diff_id is ${diffId}`);
+    if (got !== diffId) throw new LayerboxError(`${what}: uncompressed layer hashes to ${got}, but the image config's diff_id is ${diffId}`, { code: 'CORRUPT' });
   }
 
   async member(path: string, what: string): Promise<Uint8Array> {
     const b = await this.read(path);
-    if (!b) throw new LayerboxError(`${what}: ${path} is missing from the archive`);
+    if (!b) throw new LayerboxError(`${what}: ${path} is missing from the archive`, { code: 'CORRUPT' });
     return b;
   }
 
@@ -171,40 +171,40 @@ class Reader {
   async blob(d: Descriptor, what: string): Promise<Uint8Array> {
     const b = await this.member(`blobs/sha256/${d.digest.slice(7)}`, what);
     this.verify(b, d.digest, what);
-    if (d.size !== undefined && b.length !== d.size) throw new LayerboxError(`${what}: blob ${d.digest} has ${b.length} bytes, its descriptor says ${d.size}`);
+    if (d.size !== undefined && b.length !== d.size) throw new LayerboxError(`${what}: blob ${d.digest} has ${b.length} bytes, its descriptor says ${d.size}`, { code: 'CORRUPT' });
     return b;
   }
 
   verify(b: Uint8Array, digest: Digest, what: string): void {
     const got = this.store.digest(b);
-    if (got !== digest) throw new LayerboxError(`${what}: blob ${digest} does not match its digest (its content hashes to ${got})`);
+    if (got !== digest) throw new LayerboxError(`${what}: blob ${digest} does not match its digest (its content hashes to ${got})`, { code: 'CORRUPT' });
   }
 
   /** A layer as an uncompressed tar (gzip detected by its magic), checked against its diff_id. */
   async layer(b: Uint8Array | BigMember, diffId: unknown, what: string): Promise<Planned['layers'][number]['tar']> {
-    if (!isDigest(diffId)) throw new LayerboxError(`${what}: invalid diff_id ${JSON.stringify(diffId)}`);
+    if (!isDigest(diffId)) throw new LayerboxError(`${what}: invalid diff_id ${JSON.stringify(diffId)}`, { code: 'CORRUPT' });
     if (!(b instanceof Uint8Array)) return () => this.layerStream(b, diffId, what);
     let tar = b;
-    if (starts(b, ZSTD)) throw new LayerboxError(`${what}: zstd-compressed layers are not supported`);
+    if (starts(b, ZSTD)) throw new LayerboxError(`${what}: zstd-compressed layers are not supported`, { code: 'UNSUPPORTED' });
     if (starts(b, GZIP)) {
       try {
         tar = await this.gunzip(b);
       } catch (e) {
-        throw new LayerboxError(`${what}: bad gzip stream: ${(e as Error)?.message ?? e}`);
+        throw new LayerboxError(`${what}: bad gzip stream: ${(e as Error)?.message ?? e}`, { code: 'CORRUPT' });
       }
     }
     const got = this.store.digest(tar);
-    if (got !== diffId) throw new LayerboxError(`${what}: uncompressed layer hashes to ${got}, but the image config's diff_id is ${diffId}`);
+    if (got !== diffId) throw new LayerboxError(`${what}: uncompressed layer hashes to ${got}, but the image config's diff_id is ${diffId}`, { code: 'CORRUPT' });
     return tar;
   }
 
   /** Config, history and layers of one image config document and its layer blobs. */
   async plan(configDoc: any, layerBlobs: Array<() => Promise<Uint8Array | BigMember>>, tags: string[], what: string): Promise<Planned> {
-    if (!configDoc || typeof configDoc !== 'object') throw new LayerboxError(`${what}: bad image config`);
+    if (!configDoc || typeof configDoc !== 'object') throw new LayerboxError(`${what}: bad image config`, { code: 'CORRUPT' });
     const diffIds = configDoc.rootfs?.diff_ids;
-    if (!Array.isArray(diffIds)) throw new LayerboxError(`${what}: the image config has no rootfs.diff_ids`);
-    if (diffIds.length !== layerBlobs.length) throw new LayerboxError(`${what}: ${layerBlobs.length} layers but ${diffIds.length} diff_ids`);
-    if (!layerBlobs.length) throw new LayerboxError(`${what}: the image has no layers`);
+    if (!Array.isArray(diffIds)) throw new LayerboxError(`${what}: the image config has no rootfs.diff_ids`, { code: 'CORRUPT' });
+    if (diffIds.length !== layerBlobs.length) throw new LayerboxError(`${what}: ${layerBlobs.length} layers but ${diffIds.length} diff_ids`, { code: 'CORRUPT' });
+    if (!layerBlobs.length) throw new LayerboxError(`${what}: the image has no layers`, { code: 'CORRUPT' });
     const layers: Planned['layers'] = [];
     for (let i = 0; i < layerBlobs.length; i++) {
       const lw = `${what}, layer ${i + 1}`;
@@ -228,30 +228,30 @@ class Reader {
 
   async planOci(): Promise<Planned[]> {
     const layout = parseJson(await this.member('oci-layout', 'OCI layout'), 'oci-layout');
-    if (typeof layout?.imageLayoutVersion !== 'string' || !layout.imageLayoutVersion.startsWith('1.')) throw new LayerboxError(`unsupported OCI layout version ${JSON.stringify(layout?.imageLayoutVersion)}`);
+    if (typeof layout?.imageLayoutVersion !== 'string' || !layout.imageLayoutVersion.startsWith('1.')) throw new LayerboxError(`unsupported OCI layout version ${JSON.stringify(layout?.imageLayoutVersion)}`, { code: 'INVALID' });
     const index = parseJson(await this.member('index.json', 'OCI layout'), 'index.json');
-    if (!Array.isArray(index?.manifests)) throw new LayerboxError('index.json has no manifests');
+    if (!Array.isArray(index?.manifests)) throw new LayerboxError('index.json has no manifests', { code: 'CORRUPT' });
     /** Manifest digest -> tags (several index entries may name one manifest). */
     const found = new Map<Digest, { desc: Descriptor; tags: string[] }>();
     const visit = async (entries: any[], what: string, depth: number, name?: string): Promise<void> => {
       // An index naming nothing imports nothing: say so rather than succeed silently.
-      if (!entries.length) throw new LayerboxError(`${what} lists no manifests`);
+      if (!entries.length) throw new LayerboxError(`${what} lists no manifests`, { code: 'CORRUPT' });
       let list = entries.map((e, i) => checkDescriptor(e, `${what}, manifest ${i + 1}`));
       if (depth > 0 && list.length > 1) {
         // A multi-platform index: take the WASI image.
         list = list.filter((d) => d.platform?.os === OS);
-        if (list.length !== 1) throw new LayerboxError(`${what}: a multi-platform index without exactly one ${OS} image is not supported`);
+        if (list.length !== 1) throw new LayerboxError(`${what}: a multi-platform index without exactly one ${OS} image is not supported`, { code: 'UNSUPPORTED' });
       }
       for (const d of list) {
         const ref = d.annotations?.[REF_NAME] ?? name;
         if (d.mediaType === MEDIA.index || d.mediaType === MEDIA.dockerList) {
-          if (depth > 2) throw new LayerboxError(`${what}: indexes nested too deep`);
+          if (depth > 2) throw new LayerboxError(`${what}: indexes nested too deep`, { code: 'UNSUPPORTED' });
           const doc = parseJson(await this.blob(d, `${what}, index ${d.digest}`), `index ${d.digest}`);
-          if (!Array.isArray(doc?.manifests)) throw new LayerboxError(`index ${d.digest} has no manifests`);
+          if (!Array.isArray(doc?.manifests)) throw new LayerboxError(`index ${d.digest} has no manifests`, { code: 'CORRUPT' });
           await visit(doc.manifests, `index ${d.digest}`, depth + 1, ref);
           continue;
         }
-        if (d.mediaType !== undefined && d.mediaType !== MEDIA.manifest && d.mediaType !== MEDIA.dockerManifest) throw new LayerboxError(`${what}: unsupported manifest media type ${JSON.stringify(d.mediaType)}`);
+        if (d.mediaType !== undefined && d.mediaType !== MEDIA.manifest && d.mediaType !== MEDIA.dockerManifest) throw new LayerboxError(`${what}: unsupported manifest media type ${JSON.stringify(d.mediaType)}`, { code: 'INVALID' });
         const f = found.get(d.digest) ?? { desc: d, tags: [] };
         if (ref !== undefined) f.tags.push(tagOf(ref, `${what}, ${REF_NAME}`));
         found.set(d.digest, f);
@@ -262,13 +262,13 @@ class Reader {
     for (const { desc, tags } of found.values()) {
       const what = `image manifest ${desc.digest}`;
       const m = parseJson(await this.blob(desc, what), what);
-      if (m?.schemaVersion !== 2) throw new LayerboxError(`${what}: unsupported schemaVersion ${JSON.stringify(m?.schemaVersion)}`);
+      if (m?.schemaVersion !== 2) throw new LayerboxError(`${what}: unsupported schemaVersion ${JSON.stringify(m?.schemaVersion)}`, { code: 'INVALID' });
       const cd = checkDescriptor(m.config, `${what}, config`);
       const configDoc = parseJson(await this.blob(cd, `${what}, config`), `${what}, config`);
-      if (!Array.isArray(m.layers)) throw new LayerboxError(`${what}: no layers`);
+      if (!Array.isArray(m.layers)) throw new LayerboxError(`${what}: no layers`, { code: 'CORRUPT' });
       const layerDescs = m.layers.map((l: any, i: number) => checkDescriptor(l, `${what}, layer ${i + 1}`));
       for (const [i, l] of layerDescs.entries())
-        if (l.mediaType === MEDIA.layerZstd || /zstd/.test(l.mediaType ?? '')) throw new LayerboxError(`${what}, layer ${i + 1}: zstd-compressed layers are not supported`);
+        if (l.mediaType === MEDIA.layerZstd || /zstd/.test(l.mediaType ?? '')) throw new LayerboxError(`${what}, layer ${i + 1}: zstd-compressed layers are not supported`, { code: 'UNSUPPORTED' });
       const p = await this.plan(configDoc, layerDescs.map((l: Descriptor, i: number) => () => this.layerBlob(l, `${what}, layer ${i + 1}`)), [...new Set(tags)], what);
       const image = m.annotations?.[LAYERBOX_IMAGE];
       if (typeof image === 'string') p.layerbox = { image, layers: layerDescs.map((l: Descriptor) => l.annotations?.[LAYERBOX_LAYER]) };
@@ -279,7 +279,7 @@ class Reader {
 
   async planDocker(): Promise<Planned[]> {
     const doc = parseJson(await this.member('manifest.json', 'docker archive'), 'manifest.json');
-    if (!Array.isArray(doc) || !doc.length) throw new LayerboxError('manifest.json lists no images');
+    if (!Array.isArray(doc) || !doc.length) throw new LayerboxError('manifest.json lists no images', { code: 'CORRUPT' });
     const out: Planned[] = [];
     for (const [n, e] of doc.entries()) {
       const what = `manifest.json, image ${n + 1}`;
@@ -289,7 +289,7 @@ class Reader {
       const named = (p: string) => /^(?:.*\/)?(?:blobs\/sha256\/)?([0-9a-f]{64})(?:\.json)?$/.exec(p)?.[1];
       const ch = named(configPath);
       if (ch) this.verify(config, `sha256:${ch}`, `${what}, config`);
-      if (!Array.isArray(e.Layers)) throw new LayerboxError(`${what}: no Layers`);
+      if (!Array.isArray(e.Layers)) throw new LayerboxError(`${what}: no Layers`, { code: 'CORRUPT' });
       const layerPaths = e.Layers.map((p: unknown, i: number) => memberPath(p, `${what}, layer ${i + 1}`));
       const tags = (Array.isArray(e.RepoTags) ? e.RepoTags : []).map((t: unknown) => tagOf(t, `${what}, RepoTags`));
       out.push(await this.plan(parseJson(config, `${what}, config`), layerPaths.map((p: string, i: number) => async () => {
@@ -347,11 +347,11 @@ async function keepLayerboxImage(store: Store, stacked: Digest, ann: NonNullable
  */
 export async function importOci(store: Store, read: ArchiveReader, opts: OciImportOptions): Promise<Array<{ digest: Digest; tags: string[]; note?: string }>> {
   const kind = await detectOciArchive(read);
-  if (!kind) throw new LayerboxError('not an OCI image layout or a docker save archive');
+  if (!kind) throw new LayerboxError('not an OCI image layout or a docker save archive', { code: 'INVALID' });
   const r = new Reader(store, read, opts);
   const plans = kind === 'oci' ? await r.planOci() : await r.planDocker();
   if (opts.tag !== undefined) {
-    if (plans.length !== 1) throw new LayerboxError(`--tag needs an archive with one image; this one has ${plans.length}`);
+    if (plans.length !== 1) throw new LayerboxError(`--tag needs an archive with one image; this one has ${plans.length}`, { code: 'INVALID' });
     plans[0]!.tags = [parseTag(opts.tag)];
   }
   // Stack every image untagged first, then tag them all: a bad layer leaves no tag behind.
@@ -372,7 +372,7 @@ export async function importOci(store: Store, read: ArchiveReader, opts: OciImpo
       } catch (e) {
         // Streamed layers fail with messages that already name the layer: say it once.
         const where = `${p.what}, layer ${i + 1}`;
-        if (e instanceof LayerboxError) throw new LayerboxError(e.message.startsWith(`${where}`) ? e.message : `${where} (${l.digest}): ${e.message}`, { errno: e.errno, cause: e });
+        if (e instanceof LayerboxError) throw new LayerboxError(e.message.startsWith(`${where}`) ? e.message : `${where} (${l.digest}): ${e.message}`, { code: e.code, errno: e.errno, cause: e });
         throw e;
       }
     }

@@ -32,14 +32,14 @@ const MARKER = { type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, data: new 
  */
 export function layerTarEntries(lowers: readonly LowerLayer[], index: number, opts: OverlayOptions, what = `layer ${index + 1}`): TarEntry[] {
   const layer = lowers[index];
-  if (!layer) throw new LayerboxError(`${what}: no such layer`);
+  if (!layer) throw new LayerboxError(`${what}: no such layer`, { code: 'NOT_FOUND' });
   const ov = new Overlay(lowers.slice(0, index + 1), undefined, opts);
   const out: TarEntry[] = [];
   const first = new Map<Leaf, string>();
   const check = (path: string): void => {
     const name = path.slice(path.lastIndexOf('/') + 1);
     if (name.startsWith(WHITEOUT_PREFIX))
-      throw new LayerboxError(`cannot export ${what} as OCI: /${path} has a name starting with ".wh.", which OCI layers reserve for whiteouts; rename it first`);
+      throw new LayerboxError(`cannot export ${what} as OCI: /${path} has a name starting with ".wh.", which OCI layers reserve for whiteouts; rename it first`, { code: 'INVALID' });
   };
   const leaf = (path: string, l: Leaf): void => {
     const m = tarMeta(l.meta);
@@ -63,7 +63,7 @@ export function layerTarEntries(lowers: readonly LowerLayer[], index: number, op
     let d = ov.viewRoot();
     for (const c of path.split('/')) {
       const f = ov.viewChild(d, c);
-      if (!f?.dir) throw new LayerboxError(`${what}: /${path} is not a directory of the merged view`);
+      if (!f?.dir) throw new LayerboxError(`${what}: /${path} is not a directory of the merged view`, { code: 'CORRUPT' });
       d = f.dir;
     }
     return d;

@@ -26,7 +26,7 @@ export function parseRegistryRef(ref: string): RegistryRef {
   const slash = ref.indexOf('/');
   const host = slash > 0 ? ref.slice(0, slash) : '';
   if (!host || !(host.includes('.') || host.includes(':') || host === 'localhost'))
-    throw new LayerboxError(`invalid registry reference ${JSON.stringify(ref)}: use HOST[:PORT]/REPO[:TAG], e.g. 127.0.0.1:5000/demo:v1`);
+    throw new LayerboxError(`invalid registry reference ${JSON.stringify(ref)}: use HOST[:PORT]/REPO[:TAG], e.g. 127.0.0.1:5000/demo:v1`, { code: 'INVALID' });
   const nt = parseTag(ref.slice(slash + 1));
   const i = nt.lastIndexOf(':');
   const hostname = host.replace(/:\d+$/, '');
@@ -238,9 +238,9 @@ class Client {
           ac.abort(why);
         }, ms);
       };
-      const idle = () => new LayerboxError(`${what}: no data from ${host} for ${this.idleMs / 1000} s (idle timeout)`);
+      const idle = () => new LayerboxError(`${what}: no data from ${host} for ${this.idleMs / 1000} s (idle timeout)`, { code: 'TIMEOUT' });
       // The connect timeout runs until the host says it connected; then the idle timeout.
-      arm(this.connectMs, () => new LayerboxError(`${what}: cannot connect to ${host} within ${this.connectMs / 1000} s (connect timeout)`));
+      arm(this.connectMs, () => new LayerboxError(`${what}: cannot connect to ${host} within ${this.connectMs / 1000} s (connect timeout)`, { code: 'TIMEOUT' }));
       let connected = false;
       const onConnect = () => {
         if (connected) return;
@@ -254,18 +254,18 @@ class Client {
         clearTimeout(timer);
         if (why) throw why;
         if (e instanceof LayerboxError) throw e;
-        throw new LayerboxError(`${what}: cannot reach ${host}: ${errMessage(e)}`);
+        throw new LayerboxError(`${what}: cannot reach ${host}: ${errMessage(e)}`, { code: 'UNAVAILABLE' });
       }
       const loc = res.headers.get('location');
       if (res.status >= 300 && res.status < 400 && res.status !== 304 && loc) {
         clearTimeout(timer);
         await this.close(res);
-        if (hops >= MAX_REDIRECTS) throw new LayerboxError(`${what}: more than ${MAX_REDIRECTS} redirects`);
+        if (hops >= MAX_REDIRECTS) throw new LayerboxError(`${what}: more than ${MAX_REDIRECTS} redirects`, { code: 'UNAVAILABLE' });
         const next = new URL(loc, url);
-        if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new LayerboxError(`${what}: refusing a redirect to ${next.protocol}`);
-        if (next.protocol === 'http:' && new URL(url).protocol === 'https:') throw new LayerboxError(`${what}: refusing a redirect from https to http (${next.host})`);
+        if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new LayerboxError(`${what}: refusing a redirect to ${next.protocol}`, { code: 'UNAVAILABLE' });
+        if (next.protocol === 'http:' && new URL(url).protocol === 'https:') throw new LayerboxError(`${what}: refusing a redirect from https to http (${next.host})`, { code: 'UNAVAILABLE' });
         // A redirect does not resend a body (registries redirect reads, not uploads).
-        if (init.body !== undefined) throw new LayerboxError(`${what}: the registry redirected an upload`);
+        if (init.body !== undefined) throw new LayerboxError(`${what}: the registry redirected an upload`, { code: 'UNAVAILABLE' });
         url = next.href;
         continue;
       }
@@ -288,13 +288,13 @@ class Client {
       const due = expected ?? (Number.isSafeInteger(length) ? length : undefined);
       return (async function* () {
         if (!res.body) {
-          if (due) throw new LayerboxError(`${what}: ${host} sent no body`);
+          if (due) throw new LayerboxError(`${what}: ${host} sent no body`, { code: 'UNAVAILABLE' });
           return;
         }
         const it = iterate(res.body);
         let n = 0;
         const cut = (e?: unknown) =>
-          why() ?? (e instanceof LayerboxError ? e : new LayerboxError(`connection to ${host} closed while reading ${what} (${MiB(n)}${due !== undefined ? ` of ${MiB(due)}` : ''})`));
+          why() ?? (e instanceof LayerboxError ? e : new LayerboxError(`connection to ${host} closed while reading ${what} (${MiB(n)}${due !== undefined ? ` of ${MiB(due)}` : ''})`, { code: 'UNAVAILABLE' }));
         try {
           for (;;) {
             arm(idleMs);
@@ -324,7 +324,7 @@ class Client {
       async bytes(what, max) {
         if (Number.isSafeInteger(length) && length > max) {
           ac.abort();
-          throw new LayerboxError(`${what} is larger than ${MiB(max)} (${MiB(length)}); refusing it`);
+          throw new LayerboxError(`${what} is larger than ${MiB(max)} (${MiB(length)}); refusing it`, { code: 'UNSUPPORTED' });
         }
         try {
           return await readCapped(stream(what), max, what);
@@ -350,7 +350,8 @@ class Client {
     } catch {
       /* no error document */
     }
-    throw new LayerboxError(`${what}: HTTP ${res.status}${detail}`.replace(/[\r\n]+/g, ' '));
+    // 404 is an answer (no such repository, tag or blob); any other status is the registry refusing to serve.
+    throw new LayerboxError(`${what}: HTTP ${res.status}${detail}`.replace(/[\r\n]+/g, ' '), { code: res.status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE' });
   }
 
   /**
@@ -373,7 +374,7 @@ class Client {
 
 function seconds(v: number | undefined, dflt: number, what: string): number {
   if (v === undefined) return dflt;
-  if (!(v > 0) || !Number.isFinite(v)) throw new LayerboxError(`${what} must be a positive number of seconds, got ${v}`);
+  if (!(v > 0) || !Number.isFinite(v)) throw new LayerboxError(`${what} must be a positive number of seconds, got ${v}`, { code: 'INVALID' });
   return v;
 }
 
@@ -415,7 +416,7 @@ export async function pushImage(store: Store, image: string, ref: string, opts: 
     if (start.status !== 202) await c.fail(start, `${what}: starting the upload`);
     await start.discard();
     const loc = start.headers.get('location');
-    if (!loc) throw new LayerboxError(`${what}: the registry gave no upload location`);
+    if (!loc) throw new LayerboxError(`${what}: the registry gave no upload location`, { code: 'UNAVAILABLE' });
     const u = new URL(loc, `${r.base}/`).href;
     const put = await c.req('PUT', `${u}${u.includes('?') ? '&' : '?'}digest=${encodeURIComponent(d)}`, what, {
       headers: { 'Content-Type': 'application/octet-stream' },
@@ -480,13 +481,13 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions): P
   const res = await c.req('GET', c.url(`manifests/${r.tag}`), what, { headers: { Accept: ACCEPT } });
   if (res.status === 404) {
     await res.discard();
-    throw new LayerboxError(`${what}: no such image or tag (${r.repo}:${r.tag} is not in ${r.host})`);
+    throw new LayerboxError(`${what}: no such image or tag (${r.repo}:${r.tag} is not in ${r.host})`, { code: 'NOT_FOUND' });
   }
   if (!res.ok) await c.fail(res, what);
   const mbytes = await res.bytes(`${what}: manifest`, MAX_DOCUMENT);
   const mdigest = store.digest(mbytes);
   const said = res.headers.get('docker-content-digest');
-  if (said && isDigest(said) && said !== mdigest) throw new LayerboxError(`${what}: manifest hashes to ${mdigest}, the registry says ${said}`);
+  if (said && isDigest(said) && said !== mdigest) throw new LayerboxError(`${what}: manifest hashes to ${mdigest}, the registry says ${said}`, { code: 'CORRUPT' });
   const doc = parseJson(mbytes, `${what}: manifest`);
   const mediaType = typeof doc?.mediaType === 'string' ? doc.mediaType : (res.headers.get('content-type') ?? MEDIA.manifest).split(';')[0]!.trim();
   /** Descriptor sizes the manifest gives, so a blob longer than its own is cut off early. */
@@ -537,7 +538,7 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions): P
     size: async (path) => (await spool(path))?.size ?? null,
     stream: (path) => (async function* () {
       const m = await spool(path);
-      if (!m) throw new LayerboxError(`${path} is missing from the registry`);
+      if (!m) throw new LayerboxError(`${path} is missing from the registry`, { code: 'NOT_FOUND' });
       yield* m.stream();
     })(),
   };
@@ -545,7 +546,7 @@ export async function pullImage(store: Store, ref: string, opts: PullOptions): P
   try {
     done = await importOci(store, read, { tag, gunzip: opts.gunzip, gunzipStream: opts.gunzipStream, streams, hasher: c.hash });
   } catch (e) {
-    if (e instanceof LayerboxError) throw new LayerboxError(`${e.message.startsWith('connection to ') || e.message.startsWith(what) ? '' : `${what}: `}${e.message.replace(/ is missing from the archive$/, ' is missing from the registry')}`, { errno: e.errno, cause: e });
+    if (e instanceof LayerboxError) throw new LayerboxError(`${e.message.startsWith('connection to ') || e.message.startsWith(what) ? '' : `${what}: `}${e.message.replace(/ is missing from the archive$/, ' is missing from the registry')}`, { code: / is missing from the archive$/.test(e.message) ? 'NOT_FOUND' : e.code, errno: e.errno, cause: e });
     throw e;
   } finally {
     for (const p of spooled.values()) await (await p.catch(() => null))?.remove();

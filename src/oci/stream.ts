@@ -37,7 +37,7 @@ export async function readCapped(src: ByteStream, max: number, what: string): Pr
   let n = 0;
   for await (const p of src) {
     n += p.length;
-    if (n > max) throw new LayerboxError(`${what} is larger than ${MiB(max)}; refusing it`);
+    if (n > max) throw new LayerboxError(`${what} is larger than ${MiB(max)}; refusing it`, { code: 'UNSUPPORTED' });
     parts.push(p);
   }
   const out = new Uint8Array(n);
@@ -60,7 +60,7 @@ export function verifying(src: ByteStream, hasher: StreamHasher, expect: { diges
   const stream = (async function* () {
     for await (const p of src) {
       bytes += p.length;
-      if (expect.size !== undefined && bytes > expect.size) throw new LayerboxError(`${what}: blob ${expect.digest} is longer than the ${expect.size} bytes its descriptor says`);
+      if (expect.size !== undefined && bytes > expect.size) throw new LayerboxError(`${what}: blob ${expect.digest} is longer than the ${expect.size} bytes its descriptor says`, { code: 'CORRUPT' });
       h.update(p);
       yield p;
     }
@@ -72,10 +72,10 @@ export function verifying(src: ByteStream, hasher: StreamHasher, expect: { diges
       return bytes;
     },
     check() {
-      if (!ended) throw new LayerboxError(`${what}: blob ${expect.digest} was not read to its end`);
+      if (!ended) throw new LayerboxError(`${what}: blob ${expect.digest} was not read to its end`, { code: 'CORRUPT' });
       const got = h.digest();
-      if (got !== expect.digest) throw new LayerboxError(`${what}: blob ${expect.digest} does not match its digest (its content hashes to ${got})`);
-      if (expect.size !== undefined && bytes !== expect.size) throw new LayerboxError(`${what}: blob ${expect.digest} has ${bytes} bytes, its descriptor says ${expect.size}`);
+      if (got !== expect.digest) throw new LayerboxError(`${what}: blob ${expect.digest} does not match its digest (its content hashes to ${got})`, { code: 'CORRUPT' });
+      if (expect.size !== undefined && bytes !== expect.size) throw new LayerboxError(`${what}: blob ${expect.digest} has ${bytes} bytes, its descriptor says ${expect.size}`, { code: 'CORRUPT' });
     },
   };
 }

@@ -37,10 +37,10 @@ export class HttpBackend implements Backend {
     try {
       r = await this.fetchFn(url, range ? { headers: { Range: `bytes=${range}` } } : undefined);
     } catch (e) {
-      throw new LayerboxError(`cannot fetch ${url}: ${(e as Error).message}`);
+      throw new LayerboxError(`cannot fetch ${url}: ${(e as Error).message}`, { code: 'UNAVAILABLE' });
     }
-    if (!r.ok) throw new LayerboxError(`cannot fetch ${url}: HTTP ${r.status}`);
-    if (range && r.status !== 206) throw new LayerboxError(`${url} does not answer range requests (HTTP ${r.status})`);
+    if (!r.ok) throw new LayerboxError(`cannot fetch ${url}: HTTP ${r.status}`, { code: r.status === 404 ? 'NOT_FOUND' : 'UNAVAILABLE' });
+    if (range && r.status !== 206) throw new LayerboxError(`${url} does not answer range requests (HTTP ${r.status})`, { code: 'UNSUPPORTED' });
     const bytes = new Uint8Array(await r.arrayBuffer());
     this.bytesFetched += bytes.length;
     return bytes;
@@ -52,10 +52,10 @@ export class HttpBackend implements Backend {
       doc = JSON.parse(fromUtf8(await this.get(path)));
     } catch (e) {
       if (e instanceof LayerboxError) throw e;
-      throw new LayerboxError(`${this.location}/${path}: not JSON`);
+      throw new LayerboxError(`${this.location}/${path}: not JSON`, { code: 'CORRUPT' });
     }
-    if (doc?.magic !== magic) throw new LayerboxError(`${this.location}/${path}: not a ${magic} document`);
-    if (doc.version !== 1) throw new LayerboxError(`${this.location}/${path}: unsupported version ${doc.version}`);
+    if (doc?.magic !== magic) throw new LayerboxError(`${this.location}/${path}: not a ${magic} document`, { code: 'CORRUPT' });
+    if (doc.version !== 1) throw new LayerboxError(`${this.location}/${path}: unsupported version ${doc.version}`, { code: 'INVALID' });
     return doc;
   }
 
@@ -64,20 +64,20 @@ export class HttpBackend implements Backend {
     const refs = await this.json('refs.json', 'layerbox-refs');
     this.refs = checkRefs({ tags: refs.tags ?? {}, boxes: refs.boxes ?? {} }, `${this.location}/refs.json`);
     const list = await this.json('packs.json', 'layerbox-packs');
-    if (!Array.isArray(list.packs)) throw new LayerboxError(`${this.location}/packs.json: packs is not a list`);
+    if (!Array.isArray(list.packs)) throw new LayerboxError(`${this.location}/packs.json: packs is not a list`, { code: 'CORRUPT' });
     for (const name of list.packs as unknown[]) {
-      if (typeof name !== 'string') throw new LayerboxError(`bad pack name in packs.json: ${JSON.stringify(name)}`);
-      if (!/^[0-9a-f]{64}\.pack$/.test(name)) throw new LayerboxError(`bad pack name in packs.json: ${name}`);
+      if (typeof name !== 'string') throw new LayerboxError(`bad pack name in packs.json: ${JSON.stringify(name)}`, { code: 'CORRUPT' });
+      if (!/^[0-9a-f]{64}\.pack$/.test(name)) throw new LayerboxError(`bad pack name in packs.json: ${name}`, { code: 'CORRUPT' });
       const foot = await this.get(`packs/${name}`, '-16');
       const view = new DataView(foot.buffer, foot.byteOffset, 16);
       const magic = fromUtf8(foot.subarray(8));
-      if (magic !== 'LBXPIDX\0' && magic !== 'LBXPIDS\0') throw new LayerboxError(`packs/${name}: bad footer (not a layerbox pack)`);
+      if (magic !== 'LBXPIDX\0' && magic !== 'LBXPIDS\0') throw new LayerboxError(`packs/${name}: bad footer (not a layerbox pack)`, { code: 'CORRUPT' });
       const indexOffset = Number(view.getBigUint64(0, true));
       const idx = await this.get(`packs/${name}`, `${indexOffset}-`);
       const body = idx.subarray(0, idx.length - 16);
       const iv = new DataView(body.buffer, body.byteOffset, body.length);
       const count = iv.getUint32(0, true);
-      if (4 + count * 48 !== body.length) throw new LayerboxError(`packs/${name}: index size does not match its count`);
+      if (4 + count * 48 !== body.length) throw new LayerboxError(`packs/${name}: index size does not match its count`, { code: 'CORRUPT' });
       for (let i = 0; i < count; i++) {
         const p = 4 + i * 48;
         this.index.set(digestFromBytes(body.subarray(p, p + 32)), { pack: name, offset: Number(iv.getBigUint64(p + 32, true)), length: Number(iv.getBigUint64(p + 40, true)) });
@@ -91,10 +91,10 @@ export class HttpBackend implements Backend {
 
   async getBlob(digest: Digest): Promise<Uint8Array> {
     const loc = this.index.get(digest);
-    if (!loc) throw new LayerboxError(`blob ${digest} is missing from ${this.location}`);
+    if (!loc) throw new LayerboxError(`blob ${digest} is missing from ${this.location}`, { code: 'NOT_FOUND' });
     const bytes = loc.length ? await this.get(`packs/${loc.pack}`, `${loc.offset}-${loc.offset + loc.length - 1}`) : new Uint8Array();
     const actual = `sha256:${toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)))}`;
-    if (actual !== digest) throw new LayerboxError(`blob ${digest} is corrupt: its content does not match its digest (from ${this.location})`);
+    if (actual !== digest) throw new LayerboxError(`blob ${digest} is corrupt: its content does not match its digest (from ${this.location})`, { code: 'CORRUPT' });
     return bytes;
   }
 
@@ -119,7 +119,7 @@ export class HttpBackend implements Backend {
   readBlobSync(digest: Digest): Uint8Array {
     const hit = this.cache.get(digest);
     if (hit) return hit;
-    throw new LayerboxError(`blob ${digest} of ${this.location} is not loaded: read it with box.readFile (or preload it) first`);
+    throw new LayerboxError(`blob ${digest} of ${this.location} is not loaded: read it with box.readFile (or preload it) first`, { code: 'INVALID' });
   }
 
   async readRefs(): Promise<RefsDoc> {
@@ -127,7 +127,7 @@ export class HttpBackend implements Backend {
   }
 
   private readOnly(): never {
-    throw new LayerboxError(`${this.location} is a read-only store`);
+    throw new LayerboxError(`${this.location} is a read-only store`, { code: 'UNSUPPORTED' });
   }
   lock<T>(fn: () => Promise<T>): Promise<T> {
     return fn();

@@ -59,6 +59,13 @@ export interface WasiOptions {
   trace?: (name: string, args: unknown[], result: unknown) => void;
   /** Most fds open at once (default MAX_FDS); past it path_open fails with EMFILE. */
   maxFds?: number;
+  /**
+   * Called with the import's name and the exception when a call fails with
+   * something that is not an FsError (a bug, or a host API failing in a way
+   * the filesystem did not turn into an errno): the guest gets EIO and keeps
+   * running, so this is where the host learns why. What it throws is ignored.
+   */
+  onHostError?: (call: string, error: unknown) => void;
 }
 
 interface Instance {
@@ -96,6 +103,7 @@ export class WasiHost {
     for (let i = 3; i < this.fds.length; i++) if (this.fds[i] === undefined) this.release(i);
     const imports = this.imports();
     const trace = o.trace;
+    const onHostError = o.onHostError;
     const u = (x: unknown) => (typeof x === 'number' ? x >>> 0 : x);
     for (const [k, f] of Object.entries(imports)) {
       // proc_exit's code is the guest's own int; everything else is unsigned.
@@ -110,6 +118,13 @@ export class WasiHost {
           if (x instanceof WasiExit) throw x;
           // Never a trap for the guest: its memory is its own fault, the rest the host's (EIO).
           r = x === FAULT ? Errno.FAULT : x instanceof FsError ? x.errno : Errno.IO;
+          if (x !== FAULT && !(x instanceof FsError) && onHostError) {
+            try {
+              onHostError(k, x);
+            } catch {
+              /* the report must not become the guest's failure */
+            }
+          }
         } finally {
           if (trace) {
             const args = [a, b, c, d, e, f5, g, h, i];
