@@ -109,7 +109,7 @@ export class Box {
   async run(wasm: Uint8Array | WebAssembly.Module, opts: RunOptions = {}): Promise<RunResult> {
     const env = [...this.config.env, ...(opts.env ?? [])];
     if (opts.maxMemoryBytes !== undefined) {
-      if (!(wasm instanceof Uint8Array)) throw new LayerboxError('maxMemoryBytes needs the module as bytes, not a compiled WebAssembly.Module');
+      if (!(wasm instanceof Uint8Array)) throw new LayerboxError('maxMemoryBytes needs the module as bytes, not a compiled WebAssembly.Module', { code: 'INVALID' });
       wasm = capMemory(wasm, opts.maxMemoryBytes);
     }
     if (this.store.runner) {
@@ -123,7 +123,7 @@ export class Box {
       }
     }
     const stdin = opts.stdin;
-    if (stdin !== undefined && typeof stdin === 'object' && !(stdin instanceof Uint8Array)) throw new LayerboxError('a streamed stdin needs a worker runner (a browser page that is cross-origin isolated)');
+    if (stdin !== undefined && typeof stdin === 'object' && !(stdin instanceof Uint8Array)) throw new LayerboxError('a streamed stdin needs a worker runner (a browser page that is cross-origin isolated)', { code: 'UNSUPPORTED' });
     const module = wasm instanceof Uint8Array ? await WebAssembly.compile(wasm) : wasm;
     const r = runModule(module, [{ guest: '/', fs: this.overlay }, ...(opts.mounts ?? [])], { ...opts, stdin, env });
     await this.flush();
@@ -138,7 +138,7 @@ export class Box {
   wasi(opts: GuestIo & { mounts?: Mount[] } = {}): WasiHost {
     const env = [...this.config.env, ...(opts.env ?? [])];
     const collect = { out: [] as Uint8Array[], err: [] as Uint8Array[] };
-    return new WasiHost({ args: opts.args ?? ['main'], env, fds: guestFds([{ guest: '/', fs: this.overlay }, ...(opts.mounts ?? [])], opts, collect), wasiEnv: opts.wasiEnv, trace: opts.trace });
+    return new WasiHost({ args: opts.args ?? ['main'], env, fds: guestFds([{ guest: '/', fs: this.overlay }, ...(opts.mounts ?? [])], opts, collect), wasiEnv: opts.wasiEnv, trace: opts.trace, onHostError: opts.onHostError });
   }
 
   /** The merged view the guest sees. */
@@ -220,7 +220,7 @@ export class Box {
    * tags it, and moves the box onto it with an empty upper. O(changes).
    */
   async commit(opts: { tag?: string; message?: string } = {}): Promise<Digest> {
-    if (this.name === null) throw new LayerboxError('an ephemeral box cannot be committed');
+    if (this.name === null) throw new LayerboxError('an ephemeral box cannot be committed', { code: 'INVALID' });
     // Everything stored first: a box whose data is not all in the store is never committed.
     await this.flush();
     const table = upperToTable(this.overlay.upper, 'layer', this.store.chunkSize, this.lowers.at(-1)!.root);
@@ -266,7 +266,7 @@ export class Box {
 
   /** Flushes, then copies this box under a new name (O(1)). */
   async fork(newName: string): Promise<Box> {
-    if (this.name === null) throw new LayerboxError('an ephemeral box cannot be forked');
+    if (this.name === null) throw new LayerboxError('an ephemeral box cannot be forked', { code: 'INVALID' });
     await this.flush();
     await this.store.forkBox(this.name, newName);
     return this.store.openBox(newName);

@@ -42,7 +42,7 @@ export async function openStore(target: string, opts: BrowserStoreOptions = {}):
   if (target === 'memory:') backend = new MemoryBackend(opts.hasher);
   else if (target.startsWith('idb:') && target.length > 4) backend = await openIdbBackend(target.slice(4), { cacheBytes: opts.cacheBytes });
   else if (/^https?:\/\//.test(target) || target.startsWith('/')) backend = await HttpBackend.open(new URL(target, globalThis.location?.href).href);
-  else throw new LayerboxError(`unsupported store target: ${target} (use memory:, idb:NAME or an http(s) URL)`);
+  else throw new LayerboxError(`unsupported store target: ${target} (use memory:, idb:NAME or an http(s) URL)`, { code: 'INVALID' });
   if (opts.remote) backend = new FallbackBackend(backend, await HttpBackend.open(new URL(opts.remote, globalThis.location?.href).href));
   const store = new BrowserStore(backend, opts);
   installWorkerRunner(store, opts.workerUrl);

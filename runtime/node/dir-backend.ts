@@ -49,7 +49,7 @@ const MAX_REFS_BYTES = 64 << 20, MAX_MARKER_BYTES = 4096, MAX_LOCK_BYTES = 64;
 function openStoreFile(file: string, what: string): number {
   const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   try {
-    if (!fs.fstatSync(fd).isFile()) throw new LayerboxError(`${what} is not a regular file`);
+    if (!fs.fstatSync(fd).isFile()) throw new LayerboxError(`${what} is not a regular file`, { code: 'CORRUPT' });
   } catch (e) {
     fs.closeSync(fd);
     throw e;
@@ -62,7 +62,7 @@ function readStoreFile(file: string, what: string, max: number): string {
   const fd = openStoreFile(file, what);
   try {
     const size = fs.fstatSync(fd).size;
-    if (size > max) throw new LayerboxError(`${what} is too large (${size} bytes; at most ${max})`);
+    if (size > max) throw new LayerboxError(`${what} is too large (${size} bytes; at most ${max})`, { code: 'CORRUPT' });
     return Buffer.from(readExact(fd, 0, size)).toString('utf8');
   } finally { fs.closeSync(fd); }
 }
@@ -88,7 +88,7 @@ function readExact(fd: number, offset: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
   for (let got = 0; got < length;) {
     const n = fs.readSync(fd, out, got, length - got, offset + got);
-    if (n === 0) throw new LayerboxError(`unexpected end of file at byte ${offset + got}`);
+    if (n === 0) throw new LayerboxError(`unexpected end of file at byte ${offset + got}`, { code: 'CORRUPT' });
     got += n;
   }
   return out;
@@ -249,7 +249,7 @@ function compareKeys(a: Uint8Array, ai: number, b: Uint8Array, bi: number): numb
 function readPackIndex(file: string, fd: number, withHash = false, readAt?: (pos: number, length: number) => Uint8Array): { index: PackIndex; indexHash: string } {
   const where = `packs/${path.basename(file)}`;
   const size = fs.fstatSync(fd).size;
-  const bad = (why: string) => new LayerboxError(`pack ${where} is broken: ${why}`);
+  const bad = (why: string) => new LayerboxError(`pack ${where} is broken: ${why}`, { code: 'CORRUPT' });
   if (size < HEADER + 4 + FOOTER) throw bad(`too short (${size} bytes)`);
   const head = Buffer.from(readExact(fd, 0, HEADER));
   if (!head.subarray(0, 8).equals(PACK_MAGIC)) throw bad('bad magic (not a layerbox pack)');
@@ -375,7 +375,7 @@ export class DirBackend implements Backend {
         fs.rmSync(aside, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new LayerboxError(`store ${this.location} is locked by process ${held.trim() || '?'} (${file}); gave up after ${LOCK_TIMEOUT_MS / 1000} s`);
+      if (Date.now() > deadline) throw new LayerboxError(`store ${this.location} is locked by process ${held.trim() || '?'} (${file}); gave up after ${LOCK_TIMEOUT_MS / 1000} s`, { code: 'BUSY' });
       await sleep(LOCK_RETRY_MS);
     }
   }
@@ -403,8 +403,8 @@ export class DirBackend implements Backend {
       let held: string;
       try { held = readStoreFile(file, `lease file ${file}`, MAX_LOCK_BYTES); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
       const pid = Number.parseInt(held, 10);
-      if (held === token) throw new LayerboxError(`box ${name} is already in use by this process`);
-      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) throw new LayerboxError(`box ${name} is in use by process ${pid}`);
+      if (held === token) throw new LayerboxError(`box ${name} is already in use by this process`, { code: 'BUSY' });
+      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) throw new LayerboxError(`box ${name} is in use by process ${pid}`, { code: 'BUSY' });
       const aside = this.tmpName();
       try { fs.renameSync(file, aside); } catch (e) { if (errCode(e) === 'ENOENT') continue; throw e; }
       if (readStoreFile(aside, `lease file ${file}`, MAX_LOCK_BYTES) !== held) try { fs.linkSync(aside, file); } catch { /* taken again */ }
@@ -477,7 +477,7 @@ export class DirBackend implements Backend {
       fs.renameSync(tmp, this.p('packs', name));
       fsyncDir(this.p('packs'));
       this.broken.delete(name);
-      this.packs.set(name, PackIndex.parse(index, indexOffset, true, (why) => new LayerboxError(`pack packs/${name} is broken: ${why}`)));
+      this.packs.set(name, PackIndex.parse(index, indexOffset, true, (why) => new LayerboxError(`pack packs/${name} is broken: ${why}`, { code: 'CORRUPT' })));
       return { name, entries };
     } catch (e) {
       await fh.close().catch(() => {});
@@ -498,13 +498,13 @@ export class DirBackend implements Backend {
     let loc = this.locate(digest);
     let data: Uint8Array | undefined;
     try { if (loc) data = this.readRaw(loc); } catch (e) {
-      if (errCode(e) !== 'ENOENT') throw e instanceof LayerboxError ? new LayerboxError(`blob ${digest} cannot be read: ${e.message} (in packs/${loc!.pack})`) : e;
+      if (errCode(e) !== 'ENOENT') throw e instanceof LayerboxError ? new LayerboxError(`blob ${digest} cannot be read: ${e.message} (in packs/${loc!.pack})`, { code: e.code, cause: e }) : e;
     }
     if (!data) {
       // Missing, or its pack was rewritten by another process's gc: look at packs/ again before failing.
       this.rescan();
       loc = this.locate(digest);
-      if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}${this.broken.size ? ` (${this.broken.size} damaged pack${this.broken.size === 1 ? '' : 's'}: run fsck)` : ''}`);
+      if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}${this.broken.size ? ` (${this.broken.size} damaged pack${this.broken.size === 1 ? '' : 's'}: run fsck)` : ''}`, { code: 'NOT_FOUND' });
       data = this.readRaw(loc);
     }
     this.check(loc!, digest, data);
@@ -515,7 +515,7 @@ export class DirBackend implements Backend {
   private check(loc: Loc, digest: Digest, data: Uint8Array): void {
     const index = this.packs.get(loc.pack);
     if (index && loc.entry !== undefined && index.isChecked(loc.entry)) return;
-    if (digestFromBytes(sha256(data)) !== digest) throw new LayerboxError(`blob ${digest} is corrupt: its content does not match its digest (in packs/${loc.pack})`);
+    if (digestFromBytes(sha256(data)) !== digest) throw new LayerboxError(`blob ${digest} is corrupt: its content does not match its digest (in packs/${loc.pack})`, { code: 'CORRUPT' });
     if (index && loc.entry !== undefined) index.setChecked(loc.entry);
   }
 
@@ -582,9 +582,9 @@ export class DirBackend implements Backend {
     let text: string;
     try { text = readStoreFile(this.p('refs.json'), this.p('refs.json'), MAX_REFS_BYTES); } catch (e) { if (errCode(e) === 'ENOENT') return emptyRefs(); throw hostFailure(e, `reading ${this.p('refs.json')}`); }
     let doc: { magic?: unknown; version?: unknown; tags?: unknown; boxes?: unknown };
-    try { doc = JSON.parse(text); } catch { throw new LayerboxError(`${this.p('refs.json')} is not valid JSON`); }
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || doc.magic !== REFS_MAGIC) throw new LayerboxError(`${this.p('refs.json')} is not a layerbox refs file (bad magic)`);
-    if (doc.version !== 1) throw new LayerboxError(`${this.p('refs.json')} has unknown version ${JSON.stringify(doc.version)} (this layerbox reads version 1)`);
+    try { doc = JSON.parse(text); } catch { throw new LayerboxError(`${this.p('refs.json')} is not valid JSON`, { code: 'CORRUPT' }); }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || doc.magic !== REFS_MAGIC) throw new LayerboxError(`${this.p('refs.json')} is not a layerbox refs file (bad magic)`, { code: 'CORRUPT' });
+    if (doc.version !== 1) throw new LayerboxError(`${this.p('refs.json')} has unknown version ${JSON.stringify(doc.version)} (this layerbox reads version 1)`, { code: 'INVALID' });
     return checkRefs(doc, this.p('refs.json'));
   }
 
@@ -700,19 +700,19 @@ export async function openDirBackend(dir: string, opts: { create?: boolean } = {
   const marker = path.join(root, STORE_FILE);
   let entries: string[] | undefined;
   try { entries = fs.readdirSync(root); } catch (e) {
-    if (errCode(e) === 'ENOTDIR') throw new LayerboxError(`${root} is not a directory`);
+    if (errCode(e) === 'ENOTDIR') throw new LayerboxError(`${root} is not a directory`, { code: 'INVALID' });
     if (errCode(e) !== 'ENOENT') throw e;
   }
   if (entries?.includes(STORE_FILE)) {
     let doc: { magic?: unknown; version?: unknown };
     const text = readStoreFile(marker, marker, MAX_MARKER_BYTES);
-    try { doc = JSON.parse(text); } catch { throw new LayerboxError(`${marker} is not valid JSON: not a layerbox store`); }
-    if (typeof doc !== 'object' || doc === null || doc.magic !== STORE_MAGIC) throw new LayerboxError(`${root} is not a layerbox store (bad magic in ${STORE_FILE})`);
-    if (doc.version !== 1) throw new LayerboxError(`store ${root} has unknown format version ${JSON.stringify(doc.version)} (this layerbox reads version 1)`);
+    try { doc = JSON.parse(text); } catch { throw new LayerboxError(`${marker} is not valid JSON: not a layerbox store`, { code: 'CORRUPT' }); }
+    if (typeof doc !== 'object' || doc === null || doc.magic !== STORE_MAGIC) throw new LayerboxError(`${root} is not a layerbox store (bad magic in ${STORE_FILE})`, { code: 'CORRUPT' });
+    if (doc.version !== 1) throw new LayerboxError(`store ${root} has unknown format version ${JSON.stringify(doc.version)} (this layerbox reads version 1)`, { code: 'INVALID' });
   } else {
-    if (opts.create === false) throw new LayerboxError(`no layerbox store at ${root}`);
+    if (opts.create === false) throw new LayerboxError(`no layerbox store at ${root}`, { code: 'NOT_FOUND' });
     // Only our own subdirectories may be there already: a creation that died before writing the marker.
-    if (entries?.some((n) => n !== 'packs' && n !== 'tmp' && n !== 'leases' && n !== 'journals')) throw new LayerboxError(`refusing to use ${root} as a store: it is not empty and holds no ${STORE_FILE}`);
+    if (entries?.some((n) => n !== 'packs' && n !== 'tmp' && n !== 'leases' && n !== 'journals')) throw new LayerboxError(`refusing to use ${root} as a store: it is not empty and holds no ${STORE_FILE}`, { code: 'INVALID' });
     fs.mkdirSync(path.join(root, 'tmp'), { recursive: true });
     // The marker goes in last and atomically: a directory with it is a complete store.
     const tmp = path.join(root, 'tmp', `${process.pid}-init-${randomBytes(4).toString('hex')}`);
@@ -723,7 +723,7 @@ export async function openDirBackend(dir: string, opts: { create?: boolean } = {
   }
   for (const sub of ['packs', 'tmp']) {
     try { fs.mkdirSync(path.join(root, sub), { recursive: true }); } catch (e) {
-      if (errCode(e) === 'EEXIST' || errCode(e) === 'ENOTDIR') throw new LayerboxError(`store ${root} is damaged: ${sub} is not a directory`);
+      if (errCode(e) === 'EEXIST' || errCode(e) === 'ENOTDIR') throw new LayerboxError(`store ${root} is damaged: ${sub} is not a directory`, { code: 'INVALID' });
       throw e;
     }
   }

@@ -34,13 +34,13 @@ export class FileJournalLog implements JournalLog {
         this.bytes = 0;
         return null;
       }
-      if (errCode(e) === 'ELOOP') throw new LayerboxError(`box journal ${this.file} is not a regular file`);
+      if (errCode(e) === 'ELOOP') throw new LayerboxError(`box journal ${this.file} is not a regular file`, { code: 'CORRUPT' });
       throw e;
     }
     const st = fs.fstatSync(fd);
     if (!st.isFile()) {
       fs.closeSync(fd);
-      throw new LayerboxError(`box journal ${this.file} is not a regular file`);
+      throw new LayerboxError(`box journal ${this.file} is not a regular file`, { code: 'CORRUPT' });
     }
     this.fd = fd;
     this.writable = write;
@@ -60,11 +60,11 @@ export class FileJournalLog implements JournalLog {
 
   read(offset: number, length: number): Uint8Array {
     const fd = this.open(false);
-    if (fd === null || offset + length > this.size) throw new LayerboxError(`box journal ${this.file}: read past its end`);
+    if (fd === null || offset + length > this.size) throw new LayerboxError(`box journal ${this.file}: read past its end`, { code: 'CORRUPT' });
     const out = new Uint8Array(length);
     for (let got = 0; got < length;) {
       const n = fs.readSync(fd, out, got, length - got, offset + got);
-      if (n === 0) throw new LayerboxError(`box journal ${this.file}: unexpected end of file`);
+      if (n === 0) throw new LayerboxError(`box journal ${this.file}: unexpected end of file`, { code: 'CORRUPT' });
       got += n;
     }
     return out;

@@ -1,7 +1,7 @@
 import { closeSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { LayerboxError, type RunResult } from '../../src/index.js';
+import { LayerboxError, type LayerboxCode, type RunResult } from '../../src/index.js';
 import { openMountRoot } from './host-fs.js';
 
 export interface WorkerRequest {
@@ -29,7 +29,7 @@ export type WorkerMessage =
   | { kind: 'stdout' | 'stderr'; data: Uint8Array }
   | { kind: 'exit'; exitCode: number; trap?: string }
   /** `errno`: the host failure behind it (ENOSPC while flushing the box...), so the parent's message can name it. */
-  | { kind: 'error'; message: string; name: string; errno?: number };
+  | { kind: 'error'; message: string; name: string; errno?: number; code?: LayerboxCode };
 
 export interface WorkerRunOptions {
   timeoutMs?: number;
@@ -45,7 +45,7 @@ export const TIMEOUT_EXIT = 124;
 function workerUrl(): URL {
   const candidates = [new URL('./worker.js', import.meta.url), new URL('../../dist/worker.js', import.meta.url)];
   const found = candidates.find((u) => existsSync(fileURLToPath(u)));
-  if (!found) throw new LayerboxError('the worker bundle (dist/worker.js) is missing: run npm run build');
+  if (!found) throw new LayerboxError('the worker bundle (dist/worker.js) is missing: run npm run build', { code: 'NOT_FOUND' });
   return found;
 }
 
@@ -109,8 +109,8 @@ export function runInWorker(req: WorkerRequest, o: WorkerRunOptions = {}): Promi
         done = true;
         clearTimeout(timer);
         void w.terminate();
-        const f = m as { message: string; errno?: number };
-        reject(new LayerboxError(f.message, { errno: f.errno }));
+        const f = m as { message: string; errno?: number; code?: LayerboxCode };
+        reject(new LayerboxError(f.message, { errno: f.errno, code: f.code }));
       }
     });
     w.on('error', (e) => {

@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import { isatty } from 'node:tty';
 import { parentPort, workerData } from 'node:worker_threads';
-import { type Mount, capMemory, errnoOf, runModule } from '../../src/index.js';
+import { LayerboxError, type Mount, capMemory, errnoOf, runModule } from '../../src/index.js';
+import { stderrHostErrors } from './host-error.js';
 import { HostFs } from './host-fs.js';
 import { openStore } from './index.js';
 import type { WorkerRequest, WorkerMessage } from './run.js';
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
   let r: ReturnType<typeof runModule>;
   try {
     r = runModule(module, mounts, {
+      onHostError: req.stdio === 'inherit' ? stderrHostErrors() : undefined,
       args: req.args,
       env: [...box.config.env, ...req.env],
       stdin: stdinSource(),
@@ -77,4 +79,4 @@ async function main(): Promise<void> {
   post({ kind: 'exit', exitCode: r.exitCode, trap: r.trap });
 }
 
-main().catch((e: unknown) => post({ kind: 'error', message: (e as Error)?.message ?? String(e), name: (e as Error)?.name ?? 'Error', errno: errnoOf(e) }));
+main().catch((e: unknown) => post({ kind: 'error', message: (e as Error)?.message ?? String(e), name: (e as Error)?.name ?? 'Error', errno: errnoOf(e), code: e instanceof LayerboxError ? e.code : undefined }));

@@ -52,7 +52,7 @@ export class FileContent {
     if (c === undefined) return new Uint8Array(len);
     if (c instanceof Uint8Array) return c;
     const data = this.readChunk(c);
-    if (data.length !== len) throw new LayerboxError(`chunk ${c} has ${data.length} bytes where ${len} were expected`);
+    if (data.length !== len) throw new LayerboxError(`chunk ${c} has ${data.length} bytes where ${len} were expected`, { code: 'CORRUPT' });
     return data;
   }
 

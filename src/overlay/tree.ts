@@ -64,7 +64,7 @@ function buildTree(t: LayerTable, layer: number, inoOf: (e: LayerEntry) => numbe
     }
     parent?.children.set(name, node);
   }
-  if (!root) throw new LayerboxError('table without a root');
+  if (!root) throw new LayerboxError('table without a root', { code: 'CORRUPT' });
   return root;
 }
 
@@ -151,7 +151,7 @@ class PagedLayer {
       if (!n || n.kind !== 'dir') break;
       d = n;
     }
-    throw new LayerboxError(`layer ${this.digest}: hard link to ${JSON.stringify(path)}, which is not a file of the layer`);
+    throw new LayerboxError(`layer ${this.digest}: hard link to ${JSON.stringify(path)}, which is not a file of the layer`, { code: 'CORRUPT' });
   }
 }
 
@@ -166,7 +166,7 @@ export function mountLowerTree(root: LayerRoot, digest: Digest, index: number, r
 }
 
 export function mountLower(t: LayerTable, digest: Digest, index: number): LowerLayer {
-  if (t.kind !== 'layer') throw new LayerboxError(`${digest} is not a layer table`);
+  if (t.kind !== 'layer') throw new LayerboxError(`${digest} is not a layer table`, { code: 'CORRUPT' });
   const redirects = new Map<string, string>();
   const root = buildTree(t, index, (e) => hash52(`${digest}\0${e.path}`), (origin, path) => redirects.set(origin, path));
   return { digest, index, root, redirects, entries: t.entries.length };

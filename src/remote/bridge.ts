@@ -114,7 +114,7 @@ export class BridgeBackend implements Backend {
     return true;
   }
   private readOnly(): never {
-    throw new LayerboxError('a guest worker reads its box through a bridge and cannot write the store directly');
+    throw new LayerboxError('a guest worker reads its box through a bridge and cannot write the store directly', { code: 'UNSUPPORTED' });
   }
   lock<T>(_fn: () => Promise<T>): Promise<T> {
     return this.readOnly();

@@ -126,13 +126,13 @@ export const LIMIT_BOUNDS: Readonly<Required<BoxLimits>> = { maxUpperBytes: 2 **
 /** Validates box limits: each given one a non-negative safe integer within LIMIT_BOUNDS; undefined when none is set. */
 export function checkLimits(limits: unknown, where = 'box limit'): BoxLimits | undefined {
   if (limits === undefined) return undefined;
-  if (!isRecord(limits)) throw new LayerboxError(`${where}s must be an object, got ${show(limits)}`);
+  if (!isRecord(limits)) throw new LayerboxError(`${where}s must be an object, got ${show(limits)}`, { code: 'INVALID' });
   const out: BoxLimits = {};
-  for (const key of Object.keys(limits)) if (!(key in LIMIT_BOUNDS)) throw new LayerboxError(`unknown ${where} ${show(key)}`);
+  for (const key of Object.keys(limits)) if (!(key in LIMIT_BOUNDS)) throw new LayerboxError(`unknown ${where} ${show(key)}`, { code: 'INVALID' });
   for (const key of ['maxUpperBytes', 'maxFiles', 'maxFileBytes'] as const) {
     const v = limits[key];
     if (v === undefined) continue;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > LIMIT_BOUNDS[key]) throw new LayerboxError(`${where} ${key} must be an integer from 0 to ${LIMIT_BOUNDS[key]}, got ${show(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0 || v > LIMIT_BOUNDS[key]) throw new LayerboxError(`${where} ${key} must be an integer from 0 to ${LIMIT_BOUNDS[key]}, got ${show(v)}`, { code: 'INVALID' });
     out[key] = v;
   }
   return Object.keys(out).length ? out : undefined;
@@ -152,10 +152,10 @@ const show = (v: unknown): string => {
  * known fields.
  */
 export function checkBoxRecord(r: unknown, where: string): BoxRecord {
-  if (!isRecord(r)) throw new LayerboxError(`${where} is not a box record (got ${show(r)})`);
-  if (!isDigest(r.image)) throw new LayerboxError(`${where} has no valid image digest (got ${show(r.image)})`);
-  if (r.upper !== null && !isDigest(r.upper)) throw new LayerboxError(`${where} has no valid upper (a digest or null; got ${show(r.upper)})`);
-  if (typeof r.created !== 'string') throw new LayerboxError(`${where} has no creation time (got ${show(r.created)})`);
+  if (!isRecord(r)) throw new LayerboxError(`${where} is not a box record (got ${show(r)})`, { code: 'CORRUPT' });
+  if (!isDigest(r.image)) throw new LayerboxError(`${where} has no valid image digest (got ${show(r.image)})`, { code: 'CORRUPT' });
+  if (r.upper !== null && !isDigest(r.upper)) throw new LayerboxError(`${where} has no valid upper (a digest or null; got ${show(r.upper)})`, { code: 'CORRUPT' });
+  if (typeof r.created !== 'string') throw new LayerboxError(`${where} has no creation time (got ${show(r.created)})`, { code: 'CORRUPT' });
   const limits = checkLimits(r.limits, `${where}: limit`);
   return { image: r.image, upper: r.upper, created: r.created, ...(limits ? { limits } : {}) };
 }
@@ -171,22 +171,22 @@ export function own<T>(map: Record<string, T>, key: string): T | undefined {
  * known fields.
  */
 export function checkRefs(doc: { tags?: unknown; boxes?: unknown }, where: string): RefsDoc {
-  if (!isRecord(doc.tags) || !isRecord(doc.boxes)) throw new LayerboxError(`${where} lacks its tags or boxes (or they are not objects)`);
+  if (!isRecord(doc.tags) || !isRecord(doc.boxes)) throw new LayerboxError(`${where} lacks its tags or boxes (or they are not objects)`, { code: 'CORRUPT' });
   const refs: RefsDoc = { tags: {}, boxes: {} };
   for (const [t, d] of Object.entries(doc.tags)) {
     try {
       parseTag(t);
     } catch (e) {
-      throw new LayerboxError(`${where}: tag ${show(t)}: ${(e as Error).message}`);
+      throw new LayerboxError(`${where}: tag ${show(t)}: ${(e as Error).message}`, { code: 'CORRUPT' });
     }
-    if (!isDigest(d)) throw new LayerboxError(`${where}: tag ${show(t)} does not name an image digest (got ${show(d)})`);
+    if (!isDigest(d)) throw new LayerboxError(`${where}: tag ${show(t)} does not name an image digest (got ${show(d)})`, { code: 'CORRUPT' });
     refs.tags[t] = d;
   }
   for (const [name, r] of Object.entries(doc.boxes)) {
     try {
       checkBoxName(name);
     } catch (e) {
-      throw new LayerboxError(`${where}: ${(e as Error).message}`);
+      throw new LayerboxError(`${where}: ${(e as Error).message}`, { code: 'CORRUPT' });
     }
     refs.boxes[name] = checkBoxRecord(r, `${where}: box ${name}`);
   }

@@ -187,7 +187,7 @@ export interface JournalScan {
   end: number;
 }
 
-const bad = (why: string) => new LayerboxError(`box journal is damaged: ${why}`);
+const bad = (why: string) => new LayerboxError(`box journal is damaged: ${why}`, { code: 'CORRUPT' });
 
 /**
  * Reads a journal's header and every whole batch. Stops at the first batch
@@ -201,7 +201,7 @@ export async function scanJournal(src: JournalSource, hash: (b: Uint8Array) => D
   const pre = await src.read(0, 8 + 4 + 8 + 4);
   if (fromUtf8(pre.subarray(0, 8)) !== MAGIC) throw bad('bad magic');
   const version = getU32(pre, 8);
-  if (version !== VERSION) throw new LayerboxError(`box journal has unknown version ${version} (this layerbox reads version ${VERSION})`);
+  if (version !== VERSION) throw new LayerboxError(`box journal has unknown version ${version} (this layerbox reads version ${VERSION})`, { code: 'INVALID' });
   const salt = pre.slice(12, 20);
   const jlen = getU32(pre, 20);
   if (jlen > MAX_HEADER || 24 + jlen + 4 > size) return null;
@@ -457,7 +457,7 @@ export class BoxJournal implements OverlayJournal {
     const at = this.index.get(d);
     if (!at) return null;
     const bytes = this.log.read(at.offset, at.length);
-    if (this.o.digest(bytes) !== d) throw new LayerboxError(`chunk ${d} in the box journal is corrupt`);
+    if (this.o.digest(bytes) !== d) throw new LayerboxError(`chunk ${d} in the box journal is corrupt`, { code: 'CORRUPT' });
     return bytes;
   }
 
@@ -739,7 +739,7 @@ export class MemoryJournalLog implements JournalLog {
     return this.used;
   }
   read(offset: number, length: number): Uint8Array {
-    if (offset < 0 || offset + length > this.used) throw new LayerboxError(`journal read past its end (${offset}+${length} of ${this.used})`);
+    if (offset < 0 || offset + length > this.used) throw new LayerboxError(`journal read past its end (${offset}+${length} of ${this.used})`, { code: 'CORRUPT' });
     return this.bytes.slice(offset, offset + length);
   }
   append(bytes: Uint8Array, durable: boolean): void {

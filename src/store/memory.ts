@@ -23,7 +23,7 @@ export class MemoryBackend implements Backend {
   }
   readBlobSync(digest: Digest): Uint8Array {
     const b = this.blobs.get(digest);
-    if (!b) throw new LayerboxError(`blob ${digest} is missing from the store`);
+    if (!b) throw new LayerboxError(`blob ${digest} is missing from the store`, { code: 'NOT_FOUND' });
     return b;
   }
   async putBlobs(blobs: ReadonlyArray<{ digest: Digest; data: Uint8Array }>): Promise<void> {

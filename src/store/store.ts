@@ -109,7 +109,7 @@ export class Store {
   async resolveImage(ref: string, refs?: RefsDoc): Promise<Digest> {
     refs ??= await this.backend.readRefs();
     if (isDigest(ref)) {
-      if (!this.backend.hasBlob(ref)) throw new LayerboxError(`no such image: ${ref}`);
+      if (!this.backend.hasBlob(ref)) throw new LayerboxError(`no such image: ${ref}`, { code: 'NOT_FOUND' });
       return ref;
     }
     const hex = ref.startsWith('sha256:') ? ref.slice(7) : ref;
@@ -117,16 +117,16 @@ export class Store {
       const all = new Set<Digest>([...Object.values(refs.tags), ...Object.values(refs.boxes).map((b) => b.image)]);
       const hits = [...all].filter((d) => d.slice(7).startsWith(hex));
       if (hits.length === 1) return hits[0]!;
-      if (hits.length > 1) throw new LayerboxError(`ambiguous image id ${ref}`);
+      if (hits.length > 1) throw new LayerboxError(`ambiguous image id ${ref}`, { code: 'INVALID' });
     }
     let tag: string;
     try {
       tag = parseTag(ref);
     } catch {
-      throw new LayerboxError(`no such image: ${ref}`);
+      throw new LayerboxError(`no such image: ${ref}`, { code: 'NOT_FOUND' });
     }
     const d = own(refs.tags, tag);
-    if (!d) throw new LayerboxError(`no such image: ${ref}`);
+    if (!d) throw new LayerboxError(`no such image: ${ref}`, { code: 'NOT_FOUND' });
     return d;
   }
 
@@ -185,7 +185,7 @@ export class Store {
         tags = [];
       }
       if (!tags.length) tags = Object.entries(refs.tags).filter(([, d]) => d === digest).map(([t]) => t);
-      if (!tags.length) throw new LayerboxError(`image ${ref} has no tag to remove`);
+      if (!tags.length) throw new LayerboxError(`image ${ref} has no tag to remove`, { code: 'NOT_FOUND' });
       for (const t of tags) delete refs.tags[t];
       await this.backend.writeRefs(refs);
       return tags;
@@ -208,7 +208,7 @@ export class Store {
     const ref: LayerRef = { digest: layerDigest, size: tree.pages.reduce((n, p) => n + p.data.length, tableBytes.length), dataSize: layer.dataSize, entries: layer.table.entries.length };
     const created = info.created ?? this.nowIso();
     const base = parent?.manifest;
-    if (base && base.chunkSize !== this.chunkSize) throw new LayerboxError(`image ${parent!.digest} uses ${base.chunkSize}-byte chunks; this store uses ${this.chunkSize}`);
+    if (base && base.chunkSize !== this.chunkSize) throw new LayerboxError(`image ${parent!.digest} uses ${base.chunkSize}-byte chunks; this store uses ${this.chunkSize}`, { code: 'UNSUPPORTED' });
     const manifest: ImageManifest = {
       chunkSize: this.chunkSize,
       layers: [...(base?.layers ?? []), ref],
@@ -302,7 +302,7 @@ export class Store {
 
   /** Mounts an image's layers: reads their tables only, never file data. */
   async mountImage(m: ImageManifest): Promise<LowerLayer[]> {
-    if (m.chunkSize !== this.chunkSize) throw new LayerboxError(`image uses ${m.chunkSize}-byte chunks; this store uses ${this.chunkSize}`);
+    if (m.chunkSize !== this.chunkSize) throw new LayerboxError(`image uses ${m.chunkSize}-byte chunks; this store uses ${this.chunkSize}`, { code: 'UNSUPPORTED' });
     const out: LowerLayer[] = [];
     for (let i = 0; i < m.layers.length; i++) out.push(await this.mountLayer(m.layers[i]!.digest, i));
     return out;
@@ -333,7 +333,7 @@ export class Store {
     const limits = checkLimits(opts.limits);
     await this.backend.lock(async () => {
       const refs = await this.backend.readRefs();
-      if (own(refs.boxes, name)) throw new LayerboxError(`box ${name} already exists`);
+      if (own(refs.boxes, name)) throw new LayerboxError(`box ${name} already exists`, { code: 'ALREADY_EXISTS' });
       refs.boxes[name] = { image: await this.resolveImage(opts.image, refs), upper: null, created: this.nowIso(), ...(limits ? { limits } : {}) };
       await this.backend.writeRefs(refs);
     });
@@ -343,7 +343,7 @@ export class Store {
   async boxRecord(name: string, refs?: RefsDoc): Promise<BoxRecord> {
     refs ??= await this.backend.readRefs();
     const r = own(refs.boxes, name);
-    if (!r) throw new LayerboxError(`no such box: ${name}`);
+    if (!r) throw new LayerboxError(`no such box: ${name}`, { code: 'NOT_FOUND' });
     return r;
   }
 
@@ -366,7 +366,7 @@ export class Store {
 
   async removeBox(name: string): Promise<void> {
     await this.updateBoxes(async (refs) => {
-      if (!own(refs.boxes, name)) throw new LayerboxError(`no such box: ${name}`);
+      if (!own(refs.boxes, name)) throw new LayerboxError(`no such box: ${name}`, { code: 'NOT_FOUND' });
       await this.dropJournal(name);
       delete refs.boxes[name];
     });
@@ -391,7 +391,7 @@ export class Store {
   async resetBox(name: string): Promise<void> {
     await this.updateBoxes(async (refs) => {
       const r = own(refs.boxes, name);
-      if (!r) throw new LayerboxError(`no such box: ${name}`);
+      if (!r) throw new LayerboxError(`no such box: ${name}`, { code: 'NOT_FOUND' });
       await this.dropJournal(name);
       r.upper = null;
     });
@@ -404,8 +404,8 @@ export class Store {
     await this.checkpoint(name, await this.boxRecord(name));
     await this.updateBoxes((refs) => {
       const r = own(refs.boxes, name);
-      if (!r) throw new LayerboxError(`no such box: ${name}`);
-      if (own(refs.boxes, newName)) throw new LayerboxError(`box ${newName} already exists`);
+      if (!r) throw new LayerboxError(`no such box: ${name}`, { code: 'NOT_FOUND' });
+      if (own(refs.boxes, newName)) throw new LayerboxError(`box ${newName} already exists`, { code: 'ALREADY_EXISTS' });
       refs.boxes[newName] = { ...r, created: this.nowIso() };
     });
   }
@@ -441,7 +441,7 @@ export class Store {
 
   /** Refuses a table that names a chunk the store does not hold: nothing is ever tagged that fsck would reject. */
   private checkStored(table: LayerTable, what: string): void {
-    for (const c of chunksOf(table)) if (!this.backend.hasBlob(c)) throw new LayerboxError(`${what}: chunk ${c} is not in the store; refusing to write a snapshot that names it`);
+    for (const c of chunksOf(table)) if (!this.backend.hasBlob(c)) throw new LayerboxError(`${what}: chunk ${c} is not in the store; refusing to write a snapshot that names it`, { code: 'CORRUPT' });
   }
 
   /**
@@ -498,8 +498,8 @@ export class Store {
 
   private checkUnchanged(box: string, refs: RefsDoc, expect: BoxRecord): void {
     const cur = own(refs.boxes, box);
-    if (!cur) throw new LayerboxError(`box ${box} was removed`);
-    if (cur.image !== expect.image || cur.upper !== expect.upper) throw new LayerboxError(`box ${box} was changed by someone else since it was opened; reopen it`);
+    if (!cur) throw new LayerboxError(`box ${box} was removed`, { code: 'CONFLICT' });
+    if (cur.image !== expect.image || cur.upper !== expect.upper) throw new LayerboxError(`box ${box} was changed by someone else since it was opened; reopen it`, { code: 'CONFLICT' });
   }
 
   // ---- maintenance ----------------------------------------------------------------
@@ -545,7 +545,7 @@ export class Store {
     return this.backend.lock(async () => {
       const problems: BlobProblem[] = [];
       const live = await this.reachable(problems);
-      if (problems.length) throw new LayerboxError(`gc refused: the store has problems (run fsck): ${problems[0]!.digest ?? ''} ${problems[0]!.problem}`);
+      if (problems.length) throw new LayerboxError(`gc refused: the store has problems (run fsck): ${problems[0]!.digest ?? ''} ${problems[0]!.problem}`, { code: 'CORRUPT' });
       return this.backend.deleteBlobs((d) => live.has(d));
     });
   }
