@@ -196,9 +196,10 @@ describe('directory store packs', () => {
       for (const n of now) known.add(n);
     }
     child.stdin!.end('stop\n');
-    expect(await exit).toBe(0);
-    expect(merged).toBeGreaterThanOrEqual(60);
+    const code = await exit;
     expect(lines.filter((l) => l.startsWith('error'))).toEqual([]);
+    expect(code).toBe(0);
+    expect(merged).toBeGreaterThanOrEqual(60);
     expect(lines.at(-1)).toMatch(/^done \d+$/);
     // The reader's last rounds covered batches written while it read (it saw more than the first 40).
     const last = lines.filter((l) => l.startsWith('round ')).at(-1)!.split(' ');
