@@ -661,14 +661,20 @@ export class DirBackend implements Backend {
       const roll = this.packsToRoll(HEADER + bytes + 4 + fresh.size * ENTRY + FOOTER);
       if (roll.length) {
         let merged: string | null = null;
-        try { merged = (await this.writePack(this.merged(roll, batch()))).name; } catch {
-          // The merge is an optimisation: when it fails (no room for the copy, an unreadable
+        try { merged = (await this.writePack(this.merged(roll, batch()))).name; } catch (e) {
+          // The merge is an optimisation: when the host fails it (no room for the copy, an unreadable
           // old pack), the batch is stored alone and the next write tries the merge again.
+          if (!(e instanceof LayerboxError || errCode(e))) throw e;
         }
         if (merged !== null) {
           this.publishPackList();
-          // No directory fsync for the removals: a crash that undoes one leaves a duplicate, which the next merge drops.
-          for (const name of roll) if (name !== merged) { this.forget(name); fs.rmSync(this.p('packs', name), { force: true }); }
+          // The batch is stored now: a pack that cannot be removed (or whose removal a crash undoes: no
+          // directory fsync) only leaves duplicates, which the next merge drops.
+          for (const name of roll) {
+            if (name === merged) continue;
+            this.forget(name);
+            try { fs.rmSync(this.p('packs', name), { force: true }); } catch { /* left for the next merge or gc */ }
+          }
           this.publishPackList();
           return;
         }
