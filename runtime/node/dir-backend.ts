@@ -33,6 +33,14 @@ interface PackEntry { digest: Digest; offset: number; length: number }
 
 /** Packs below this size are folded together by gc. */
 const SMALL_PACK = 8 * 1024 * 1024;
+/**
+ * Each pack is kept at least this many times the bytes of the next smaller
+ * one (git's `repack --geometric=2`): a store holds O(log bytes) packs, and a
+ * byte is copied O(log bytes) times over its life.
+ */
+const GEOMETRIC = 2;
+/** Bits of a pack's membership filter per blob, and probes per lookup: about 1% of absent digests get past it. */
+const FILTER_BITS = 10, FILTER_PROBES = 4;
 
 const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
 const errCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
@@ -103,6 +111,14 @@ class PackIndex {
   private total = -1;
   /** One bit per entry: read and found to match its digest in this process (packs never change, so once is enough). */
   private checked: Uint8Array;
+  /**
+   * A Bloom filter of the digests, so a lookup of a blob the pack lacks
+   * usually costs a few bit tests, not a search (nor, for a large index, a
+   * block read). Its probes are words of the digest itself: a sha256 is
+   * already uniform.
+   */
+  private filter: Uint8Array;
+  private filterBits: number;
   /** Blocks of entries read from disk (large indexes only), most recently used last. */
   private blocks = new Map<number, Buffer>();
   private constructor(
@@ -115,8 +131,31 @@ class PackIndex {
     private bad: (why: string) => LayerboxError,
     private readAt: ((pos: number, length: number) => Uint8Array) | null,
     private entriesPos: number,
+    entries: Buffer,
   ) {
     this.checked = new Uint8Array((count + 7) >> 3);
+    this.filterBits = Math.max(64, count * FILTER_BITS);
+    this.filter = new Uint8Array((this.filterBits + 7) >> 3);
+    for (let i = 0; i < count; i++) {
+      for (let j = 0; j < FILTER_PROBES; j++) {
+        const bit = entries.readUInt32LE(i * ENTRY + 16 + 4 * j) % this.filterBits;
+        this.filter[bit >> 3]! |= 1 << (bit & 7);
+      }
+    }
+  }
+
+  /** False when the pack certainly lacks `key`; true when it may hold it. */
+  mayHold(key: Uint8Array): boolean {
+    for (let j = 0, p = 16; j < FILTER_PROBES; j++, p += 4) {
+      const bit = ((key[p]! | (key[p + 1]! << 8) | (key[p + 2]! << 16) | (key[p + 3]! << 24)) >>> 0) % this.filterBits;
+      if (!(this.filter[bit >> 3]! & (1 << (bit & 7)))) return false;
+    }
+    return true;
+  }
+
+  /** Bytes of the pack file: what merging it costs, and what orders packs for merging. */
+  get weight(): number {
+    return this.dataEnd + 4 + this.count * ENTRY + FOOTER;
   }
 
   isChecked(entry: number): boolean {
@@ -148,9 +187,10 @@ class PackIndex {
       const blocks = Math.ceil(count / BLOCK);
       const sample = Buffer.alloc(blocks * 32);
       for (let b = 0; b < blocks; b++) buf.copy(sample, b * 32, b * BLOCK * ENTRY, b * BLOCK * ENTRY + 32);
-      return new PackIndex(null, sample, count, dataEnd, bad, readAt, indexPos + 4);
+      return new PackIndex(null, sample, count, dataEnd, bad, readAt, indexPos + 4, buf);
     }
-    return new PackIndex(Buffer.from(buf), null, count, dataEnd, bad, null, 0);
+    const whole = Buffer.from(buf);
+    return new PackIndex(whole, null, count, dataEnd, bad, null, 0, whole);
   }
 
   /** Block `b` of a large index, from the cache or the pack. */
@@ -229,10 +269,26 @@ class PackIndex {
   }
 
   *entries(): Generator<PackEntry> {
-    for (let i = 0; i < this.count; i++) {
-      const { buf, p } = this.rec(i);
-      yield { digest: digestFromBytes(buf.subarray(p, p + 32)), ...this.at(i) };
-    }
+    for (let i = 0; i < this.count; i++) yield this.entry(i);
+  }
+
+  private entry(i: number): PackEntry {
+    const { buf, p } = this.rec(i);
+    return { digest: digestFromBytes(buf.subarray(p, p + 32)), ...this.at(i) };
+  }
+
+  /**
+   * Entries in the order their bytes lie in the pack, so a merge keeps a
+   * file's chunks side by side (and reads the pack front to back). Sorted
+   * through typed arrays: no object per blob.
+   */
+  *entriesByOffset(): Generator<PackEntry> {
+    const offsets = new Float64Array(this.count);
+    for (let i = 0; i < this.count; i++) offsets[i] = this.at(i).offset;
+    const order = new Uint32Array(this.count);
+    for (let i = 0; i < this.count; i++) order[i] = i;
+    order.sort((a, b) => offsets[a]! - offsets[b]!);
+    for (const i of order) yield this.entry(i);
   }
 }
 
@@ -265,15 +321,19 @@ function readPackIndex(file: string, fd: number, withHash = false, readAt?: (pos
 }
 
 /**
- * A store in a local directory. Blobs live in immutable pack files (one per
- * `putBlobs` batch), so the host file count grows with batches, not blobs;
- * refs are one JSON document replaced atomically; a lock file keeps other
- * processes out of critical sections. Every read is checked against its digest.
+ * A store in a local directory. Blobs live in immutable pack files, written
+ * one per `putBlobs` batch and merged as they come (see `putBlobs`), so the
+ * host file count and the packs a lookup visits grow with the log of the
+ * store's bytes, not with batches or blobs; refs are one JSON document
+ * replaced atomically; a lock file keeps other processes out of critical
+ * sections. Every read is checked against its digest.
  */
 export class DirBackend implements Backend {
   readonly kind = 'dir';
   /** The index of every loaded pack, by file name. */
   private packs = new Map<string, PackIndex>();
+  /** The same packs in the order lookups try them: the pack of the last hit first, new packs first. */
+  private searchOrder: Array<[string, PackIndex]> = [];
   /** Packs that failed to load: not re-read on every rescan; `verify` reports them. */
   private broken = new Set<string>();
   private fds = new Map<string, number>();
@@ -286,27 +346,53 @@ export class DirBackend implements Backend {
 
   private p(...parts: string[]): string { return path.join(this.location, ...parts); }
 
-  /** Picks up packs written (or removed) by other processes since we last looked. */
-  private rescan(): void {
-    const names = new Set(fs.readdirSync(this.p('packs')).filter((n) => PACK_NAME.test(n)));
-    for (const name of this.packs.keys()) if (!names.has(name)) this.forget(name);
-    for (const name of names) {
-      if (this.packs.has(name) || this.broken.has(name)) continue;
-      try { this.packs.set(name, readPackIndex(this.p('packs', name), this.fd(name), false, (pos, len) => readExact(this.fd(name), pos, len)).index); } catch (e) {
-        if (errCode(e) === 'ENOENT') continue; // removed by a gc while we looked
-        if (!(e instanceof LayerboxError)) throw e;
-        this.broken.add(name);
-        this.forget(name);
+  /**
+   * Picks up packs written (or removed) by other processes since we last
+   * looked. A merge or gc elsewhere writes its new pack before it removes the
+   * old ones, but a directory listing taken while that happens may show
+   * neither; so when a pack vanished (or `settle` asks), the directory is
+   * listed again until two listings agree: the later one then shows every
+   * pack that replaced one gone before it began.
+   */
+  private rescan(settle = false): void {
+    let before = '';
+    for (let round = 0; ; round++) {
+      const listed = fs.readdirSync(this.p('packs')).filter((n) => PACK_NAME.test(n)).sort();
+      const names = new Set(listed);
+      let vanished = false;
+      for (const name of this.packs.keys()) if (!names.has(name)) { this.forget(name); vanished = true; }
+      for (const name of names) {
+        if (this.packs.has(name) || this.broken.has(name)) continue;
+        try { this.addPack(name, readPackIndex(this.p('packs', name), this.fd(name), false, (pos, len) => readExact(this.fd(name), pos, len)).index); } catch (e) {
+          if (errCode(e) === 'ENOENT') { vanished = true; continue; } // removed by a merge or gc while we looked
+          if (!(e instanceof LayerboxError)) throw e;
+          this.broken.add(name);
+          this.forget(name);
+        }
       }
+      const now = listed.join();
+      if (!(vanished || settle) || (round > 0 && now === before)) return;
+      before = now;
     }
+  }
+
+  private addPack(name: string, index: PackIndex): void {
+    this.packs.set(name, index);
+    this.searchOrder.unshift([name, index]);
   }
 
   /** Where a blob is stored, or null. */
   private locate(digest: Digest): Loc | null {
     const key = digestBytes(digest);
-    for (const [pack, index] of this.packs) {
+    const order = this.searchOrder;
+    for (let i = 0; i < order.length; i++) {
+      const [pack, index] = order[i]!;
+      if (!index.mayHold(key)) continue;
       const at = index.find(key);
-      if (at) return { pack, ...at };
+      if (!at) continue;
+      // Reads come in runs from one pack (a file's chunks, a box's recent writes): try this one first next time.
+      if (i > 0) order.unshift(...order.splice(i, 1));
+      return { pack, ...at };
     }
     return null;
   }
@@ -323,7 +409,7 @@ export class DirBackend implements Backend {
   }
 
   private forget(name: string): void {
-    this.packs.delete(name);
+    if (this.packs.delete(name)) this.searchOrder = this.searchOrder.filter(([n]) => n !== name);
     const fd = this.fds.get(name);
     if (fd !== undefined) { this.fds.delete(name); fs.closeSync(fd); }
   }
@@ -477,7 +563,7 @@ export class DirBackend implements Backend {
       fs.renameSync(tmp, this.p('packs', name));
       fsyncDir(this.p('packs'));
       this.broken.delete(name);
-      this.packs.set(name, PackIndex.parse(index, indexOffset, true, (why) => new LayerboxError(`pack packs/${name} is broken: ${why}`, { code: 'CORRUPT' })));
+      if (!this.packs.has(name)) this.addPack(name, PackIndex.parse(index, indexOffset, true, (why) => new LayerboxError(`pack packs/${name} is broken: ${why}`, { code: 'CORRUPT' })));
       return { name, entries };
     } catch (e) {
       await fh.close().catch(() => {});
@@ -495,20 +581,21 @@ export class DirBackend implements Backend {
   }
 
   readBlobSync(digest: Digest): Uint8Array {
-    let loc = this.locate(digest);
-    let data: Uint8Array | undefined;
-    try { if (loc) data = this.readRaw(loc); } catch (e) {
-      if (errCode(e) !== 'ENOENT') throw e instanceof LayerboxError ? new LayerboxError(`blob ${digest} cannot be read: ${e.message} (in packs/${loc!.pack})`, { code: e.code, cause: e }) : e;
+    for (let round = 0; ; round++) {
+      const loc = this.locate(digest);
+      let data: Uint8Array | undefined;
+      // A pack we know of but had not opened yet may be gone: merged or rewritten by another process (open ones stay readable).
+      try { if (loc) data = this.readRaw(loc); } catch (e) {
+        if (errCode(e) !== 'ENOENT' || round >= 8) throw e instanceof LayerboxError ? new LayerboxError(`blob ${digest} cannot be read: ${e.message} (in packs/${loc!.pack})`, { code: e.code, cause: e }) : e;
+      }
+      if (data) {
+        this.check(loc!, digest, data);
+        return data;
+      }
+      // Missing here: look at packs/ again (settled, so a merge running now cannot hide it) before failing.
+      if (!loc && round > 0) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}${this.broken.size ? ` (${this.broken.size} damaged pack${this.broken.size === 1 ? '' : 's'}: run fsck)` : ''}`, { code: 'NOT_FOUND' });
+      this.rescan(true);
     }
-    if (!data) {
-      // Missing, or its pack was rewritten by another process's gc: look at packs/ again before failing.
-      this.rescan();
-      loc = this.locate(digest);
-      if (!loc) throw new LayerboxError(`blob ${digest} is missing from the store ${this.location}${this.broken.size ? ` (${this.broken.size} damaged pack${this.broken.size === 1 ? '' : 's'}: run fsck)` : ''}`, { code: 'NOT_FOUND' });
-      data = this.readRaw(loc);
-    }
-    this.check(loc!, digest, data);
-    return data;
   }
 
   /** Checks bytes read from `loc` against `digest` once per process (packs never change); a mismatch names the blob. */
@@ -537,7 +624,9 @@ export class DirBackend implements Backend {
       while (j + 1 < locs.length && locs[j + 1]!.pack === locs[i]!.pack && locs[j + 1]!.offset === locs[j]!.offset + locs[j]!.length) span += locs[++j]!.length;
       if (skip > span) return false;
       const n = Math.min(span - skip, dest.length - at);
-      const fd = this.fd(locs[i]!.pack);
+      let fd: number;
+      // Its pack merged away by another process before we opened it: readBlobSync finds the blob's new pack.
+      try { fd = this.fd(locs[i]!.pack); } catch (e) { if (errCode(e) === 'ENOENT') return false; throw e; }
       for (let got = 0; got < n;) {
         const r = fs.readSync(fd, dest, at + got, n - got, locs[i]!.offset + skip + got);
         if (r === 0) return false;
@@ -557,15 +646,87 @@ export class DirBackend implements Backend {
     return at === dest.length;
   }
 
+  /**
+   * Stores the batch as a new pack, merged with the packs it would break the
+   * geometric progression of (see `packsToRoll`). The merged pack is durable
+   * and listed in packs.json before the packs it replaces are removed, so no
+   * reader (here, in another process, or over HTTP) misses a blob.
+   */
   async putBlobs(blobs: ReadonlyArray<{ digest: Digest; data: Uint8Array }>): Promise<void> {
     const fresh = new Map<Digest, Uint8Array>();
-    for (const { digest, data } of blobs) if (!fresh.has(digest) && !this.hasBlob(digest)) fresh.set(digest, data);
-    if (fresh.size) {
-      try {
-        await this.writePack([...fresh].map(([digest, data]) => ({ digest, data })));
-        this.publishPackList();
-      } catch (e) { throw hostFailure(e, `writing a pack to the store ${this.location}`); }
+    let bytes = 0;
+    for (const { digest, data } of blobs) if (!fresh.has(digest) && !this.hasBlob(digest)) { fresh.set(digest, data); bytes += data.length; }
+    if (!fresh.size) return;
+    const batch = () => [...fresh].map(([digest, data]) => ({ digest, data }));
+    try {
+      const roll = this.packsToRoll(HEADER + bytes + 4 + fresh.size * ENTRY + FOOTER);
+      if (roll.length) {
+        let merged: string | null = null;
+        try { merged = (await this.writePack(this.merged(roll, batch()))).name; } catch (e) {
+          // The merge is an optimisation: when the host fails it (no room for the copy, an unreadable
+          // old pack), the batch is stored alone and the next write tries the merge again.
+          if (!(e instanceof LayerboxError || errCode(e))) throw e;
+        }
+        if (merged !== null) {
+          this.publishPackList();
+          // The batch is stored now: a pack that cannot be removed (or whose removal a crash undoes: no
+          // directory fsync) only leaves duplicates, which the next merge drops.
+          for (const name of roll) {
+            if (name === merged) continue;
+            this.forget(name);
+            try { fs.rmSync(this.p('packs', name), { force: true }); } catch { /* left for the next merge or gc */ }
+          }
+          this.publishPackList();
+          return;
+        }
+      }
+      await this.writePack(batch());
+      this.publishPackList();
+    } catch (e) { throw hostFailure(e, `writing a pack to the store ${this.location}`); }
+  }
+
+  /**
+   * The packs to merge with a new batch of `weight` bytes, as git's
+   * `repack --geometric=2` picks them: sorted by size, every pack must weigh at
+   * least twice the next smaller; the smallest packs up to the last one that
+   * breaks that are rolled together, and then each next pack that would not
+   * be twice the merged one. Empty when the batch goes in alone. Each merge
+   * at least multiplies by 1.5 the pack holding a byte it copies, so a byte
+   * is copied O(log store bytes) times, and the packs stay a progression:
+   * at most log2(largest / smallest) + 1 of them.
+   */
+  private packsToRoll(weight: number): string[] {
+    const sizes: Array<{ name: string | null; weight: number }> = [{ name: null, weight }];
+    for (const [name, index] of this.packs) sizes.push({ name, weight: index.weight });
+    sizes.sort((a, b) => a.weight - b.weight);
+    let i = sizes.length - 1;
+    while (i > 0 && sizes[i]!.weight >= GEOMETRIC * sizes[i - 1]!.weight) i--;
+    let split = i === 0 ? 0 : i + 1, total = 0;
+    for (let k = 0; k < split; k++) total += sizes[k]!.weight;
+    while (split < sizes.length && sizes[split]!.weight < GEOMETRIC * total) total += sizes[split++]!.weight;
+    const roll = sizes.slice(0, split);
+    // An old store (many small packs) may need merging below a large batch: the batch then still goes in with them.
+    return roll.some((s) => s.name === null) || roll.length > 1 ? roll.flatMap((s) => (s.name === null ? [] : [s.name])) : [];
+  }
+
+  /**
+   * The blobs of `roll` (each once, as stored bytes, unverified as `collect`
+   * copies them: a corrupt one stays reported by verify) in pack order, then
+   * the batch. Read lazily, so a merge holds one write buffer, not the packs.
+   */
+  private *merged(roll: string[], batch: Array<{ digest: Digest; data: Uint8Array }>): Generator<{ digest: Digest; data: Uint8Array }> {
+    const indexes = roll.map((name) => this.packs.get(name)!);
+    for (const [k, name] of roll.entries()) {
+      for (const e of indexes[k]!.entriesByOffset()) {
+        const key = digestBytes(e.digest);
+        // A blob in two packs (written by an older layerbox, or by racing processes) is kept once.
+        let dup = false;
+        for (let j = 0; j < k && !dup; j++) dup = indexes[j]!.mayHold(key) && indexes[j]!.find(key) !== null;
+        if (dup) continue;
+        yield { digest: e.digest, data: this.readRaw({ pack: name, ...e }) };
+      }
     }
+    yield* batch;
   }
 
   /**
