@@ -233,7 +233,7 @@ describe('the directory store under SIGKILL', () => {
       if (tmpFiles.length) stats.leftoverTmp++;
       expect(tmpFiles.length, `tmp/ holds ${tmpFiles.join(', ')}`).toBeLessThanOrEqual(TMP_BOUND);
       // Nothing but the store's own files in its root (a lock moved aside and never removed would show here).
-      const stray = readdirSync(store).filter((f) => !['layerbox-store.json', 'packs', 'tmp', 'refs.json', 'packs.json', 'lock', 'leases'].includes(f));
+      const stray = readdirSync(store).filter((f) => !['layerbox-store.json', 'packs', 'tmp', 'refs.json', 'packs.json', 'lock', 'leases', 'journals'].includes(f));
       expect(stray).toEqual([]);
       const lockFile = join(store, 'lock');
       const staleLock = existsSync(lockFile);

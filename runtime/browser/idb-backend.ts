@@ -132,7 +132,7 @@ function abortQuietly(tx: IDBTransaction): void {
 
 /** Normalises refs to plain JSON (what the directory store writes), with magic and version. */
 function refsRecord(refs: RefsDoc): { record: RefsRecord; bytes: number } {
-  const text = JSON.stringify({ magic: REFS_MAGIC, version: FORMAT_VERSION, tags: refs.tags, boxes: refs.boxes });
+  const text = JSON.stringify({ magic: REFS_MAGIC, version: FORMAT_VERSION, tags: refs.tags, boxes: refs.boxes, ...(refs.garbage ? { garbage: refs.garbage } : {}) });
   return { record: JSON.parse(text) as RefsRecord, bytes: new TextEncoder().encode(text).length };
 }
 

@@ -750,7 +750,7 @@ export class DirBackend implements Backend {
   }
 
   async writeRefs(refs: RefsDoc): Promise<void> {
-    const doc = { magic: REFS_MAGIC, version: 1, tags: refs.tags, boxes: refs.boxes };
+    const doc = { magic: REFS_MAGIC, version: 1, tags: refs.tags, boxes: refs.boxes, ...(refs.garbage ? { garbage: refs.garbage } : {}) };
     try { this.writeAtomic(this.p('refs.json'), Buffer.from(JSON.stringify(doc, null, 1) + '\n')); } catch (e) { throw hostFailure(e, `writing ${this.p('refs.json')}`); }
   }
 

@@ -74,7 +74,11 @@ async function main(): Promise<void> {
     // Files the guest left open in a host mount (worker threads share the process's descriptors).
     for (const m of hostMounts) m.fs.close();
   }
-  await box.flush();
+  try {
+    await box.flush();
+  } finally {
+    box.close();
+  }
   await store.backend.close();
   post({ kind: 'exit', exitCode: r.exitCode, trap: r.trap });
 }

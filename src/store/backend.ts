@@ -17,6 +17,12 @@ export interface RefsDoc {
   /** `name:tag` -> image digest. */
   tags: Record<string, Digest>;
   boxes: Record<string, BoxRecord>;
+  /**
+   * Bytes of blobs that boxes left unreferenced since the last gc (superseded
+   * uppers, reset or removed boxes): past a threshold the store collects
+   * them itself, so rewriting files never grows a store without bound.
+   */
+  garbage?: number;
 }
 
 export interface BlobProblem {
@@ -170,9 +176,14 @@ export function own<T>(map: Record<string, T>, key: string): T | undefined {
  * to valid records under valid names. Returns a clean copy with only the
  * known fields.
  */
-export function checkRefs(doc: { tags?: unknown; boxes?: unknown }, where: string): RefsDoc {
+export function checkRefs(doc: { tags?: unknown; boxes?: unknown; garbage?: unknown }, where: string): RefsDoc {
   if (!isRecord(doc.tags) || !isRecord(doc.boxes)) throw new LayerboxError(`${where} lacks its tags or boxes (or they are not objects)`, { code: 'CORRUPT' });
   const refs: RefsDoc = { tags: {}, boxes: {} };
+  const g = (doc as { garbage?: unknown }).garbage;
+  if (g !== undefined) {
+    if (typeof g !== 'number' || !Number.isSafeInteger(g) || g < 0) throw new LayerboxError(`${where}: its garbage count is not a byte count (got ${show(g)})`, { code: 'CORRUPT' });
+    refs.garbage = g;
+  }
   for (const [t, d] of Object.entries(doc.tags)) {
     try {
       parseTag(t);

@@ -69,6 +69,8 @@ export interface FsckReport {
 const defaultClock = (): bigint => BigInt(Date.now()) * 1_000_000n;
 /** A checkpoint moves a journal's chunks into the store this many bytes at a time: memory stays bounded. */
 const CHECKPOINT_GROUP = 32 << 20;
+/** Garbage boxes may leave (superseded uppers, resets, removals) before the store collects it itself. */
+const GC_AFTER_BYTES = 64 << 20;
 
 /**
  * Images, tags and boxes over a backend. Every change is written blobs
@@ -366,8 +368,10 @@ export class Store {
 
   async removeBox(name: string): Promise<void> {
     await this.updateBoxes(async (refs) => {
-      if (!own(refs.boxes, name)) throw new LayerboxError(`no such box: ${name}`, { code: 'NOT_FOUND' });
+      const r = own(refs.boxes, name);
+      if (!r) throw new LayerboxError(`no such box: ${name}`, { code: 'NOT_FOUND' });
       await this.dropJournal(name);
+      if (r.upper) refs.garbage = (refs.garbage ?? 0) + (await this.supersededBytes(r.upper, null, null));
       delete refs.boxes[name];
     });
   }
@@ -393,6 +397,7 @@ export class Store {
       const r = own(refs.boxes, name);
       if (!r) throw new LayerboxError(`no such box: ${name}`, { code: 'NOT_FOUND' });
       await this.dropJournal(name);
+      if (r.upper) refs.garbage = (refs.garbage ?? 0) + (await this.supersededBytes(r.upper, null, null));
       r.upper = null;
     });
   }
@@ -415,6 +420,7 @@ export class Store {
       const refs = await this.backend.readRefs();
       await fn(refs);
       await this.backend.writeRefs(refs);
+      await this.collectIfDue(refs);
     });
   }
 
@@ -490,10 +496,57 @@ export class Store {
       if (table) this.checkStored(table, `box ${box}`);
       const rec = { ...cur, upper };
       refs.boxes[box] = rec;
+      refs.garbage = (refs.garbage ?? 0) + (cur.upper ? await this.supersededBytes(cur.upper, base, table) : 0);
       await this.backend.writeRefs(refs);
       await src.remove();
+      await this.collectIfDue(refs);
       return rec;
     });
+  }
+
+  /** Bytes an upper snapshot held that `next` (null: nothing) no longer uses: what its replacement left as garbage. */
+  private async supersededBytes(digest: Digest, old: LayerTable | null, next: LayerTable | null): Promise<number> {
+    // An estimate (chunks shared with a fork or an image count too): it only decides when a gc runs.
+    try {
+      return await this.unusedBytes(digest, old, next);
+    } catch {
+      return 0; // a damaged upper is fsck's business; removing or resetting its box must still work
+    }
+  }
+
+  private async unusedBytes(digest: Digest, old: LayerTable | null, next: LayerTable | null): Promise<number> {
+    const keep = new Set(next ? chunksOf(next) : []);
+    let bytes = this.backend.hasBlob(digest) ? (await this.backend.getBlob(digest)).length : 0;
+    const table = old ?? decodeLayer(await this.backend.getBlob(digest), `upper ${digest}`, 'upper');
+    const cs = table.chunkSize;
+    const counted = new Set<Digest>();
+    for (const e of table.entries)
+      for (const [k, c] of e.chunks ?? []) {
+        if (keep.has(c) || counted.has(c)) continue;
+        counted.add(c);
+        bytes += Math.max(0, Math.min(cs, (e.size ?? 0) - k * cs));
+      }
+    return bytes;
+  }
+
+  /** Runs a gc once boxes have left enough garbage (caller holds the lock and has just written `refs`). */
+  private async collectIfDue(refs: RefsDoc): Promise<void> {
+    if ((refs.garbage ?? 0) < GC_AFTER_BYTES) return;
+    await this.collect();
+  }
+
+  /** gc under the lock the caller holds. */
+  private async collect(): Promise<{ blobs: number; bytes: number }> {
+    const problems: BlobProblem[] = [];
+    const live = await this.reachable(problems);
+    if (problems.length) throw new LayerboxError(`gc refused: the store has problems (run fsck): ${problems[0]!.digest ?? ''} ${problems[0]!.problem}`, { code: 'CORRUPT' });
+    const freed = await this.backend.deleteBlobs((d) => live.has(d));
+    const refs = await this.backend.readRefs();
+    if (refs.garbage) {
+      delete refs.garbage;
+      await this.backend.writeRefs(refs);
+    }
+    return freed;
   }
 
   private checkUnchanged(box: string, refs: RefsDoc, expect: BoxRecord): void {
@@ -542,12 +595,7 @@ export class Store {
 
   /** Removes every blob no tag or box reaches. */
   async gc(): Promise<{ blobs: number; bytes: number }> {
-    return this.backend.lock(async () => {
-      const problems: BlobProblem[] = [];
-      const live = await this.reachable(problems);
-      if (problems.length) throw new LayerboxError(`gc refused: the store has problems (run fsck): ${problems[0]!.digest ?? ''} ${problems[0]!.problem}`, { code: 'CORRUPT' });
-      return this.backend.deleteBlobs((d) => live.has(d));
-    });
+    return this.backend.lock(() => this.collect());
   }
 
   /** Verifies every blob against its digest and that every tag and box reaches only sound blobs. */
