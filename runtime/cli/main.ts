@@ -28,11 +28,14 @@ Boxes
   diff BOX [--json]                               A|C|D PATH lines against the box's image
   commit BOX --tag NAME[:TAG] [-m MSG]            the box's changes as a new image layer
 Running
-  run [--box BOX | --image IMAGE] [--dir HOST::GUEST]... [--env K=V]... [--timeout SEC] [--memory SIZE] PROGRAM [-- ARGS...]
+  run [--box BOX | --image IMAGE] [--dir HOST::GUEST]... [--env K=V]... [--timeout SEC] [--memory SIZE]
+      [--write-cache SIZE] PROGRAM [-- ARGS...]
                                                   run a WASI program (a host .wasm or BOX:/path) with the box as /;
                                                   --image alone gives a box that is thrown away; exits with the
                                                   guest's exit code (a trap: 134; a timeout: 124); --memory 64M
-                                                  caps the guest's memory (malloc fails past it)
+                                                  caps the guest's memory (malloc fails past it); fsync in the
+                                                  guest is durable; written data past --write-cache (default 64M)
+                                                  moves from memory to the box's journal on disk
 Sharing
   export IMAGE... [--box BOX]... -o FILE [--format layerbox|oci|docker]
                                                   images (with tags) and boxes as one file: a layerbox bundle
@@ -230,7 +233,7 @@ function parseSize(s: string, flag: string): number {
 }
 
 async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
-  const { v, p } = args(argv, { box: { type: 'string' }, image: { type: 'string' }, dir: { type: 'string', multiple: true }, env: { type: 'string', short: 'e', multiple: true }, timeout: { type: 'string' }, memory: { type: 'string', short: 'm' } }, [1, Infinity]);
+  const { v, p } = args(argv, { box: { type: 'string' }, image: { type: 'string' }, dir: { type: 'string', multiple: true }, env: { type: 'string', short: 'e', multiple: true }, timeout: { type: 'string' }, memory: { type: 'string', short: 'm' }, 'write-cache': { type: 'string' } }, [1, Infinity]);
   if (!!v.box === !!v.image) throw new UsageError('run needs one of --box BOX or --image IMAGE');
   const dirs = ((v.dir as unknown as string[] | undefined) ?? []).map((d) => {
     const i = d.indexOf('::');
@@ -246,6 +249,7 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   const timeout = v.timeout === undefined ? undefined : Number(v.timeout);
   if (timeout !== undefined && !(timeout > 0)) throw new UsageError(`--timeout takes a number of seconds, got ${v.timeout}`);
   const maxMemoryBytes = v.memory === undefined ? undefined : parseSize(v.memory as string, '--memory');
+  const cacheBytes = v['write-cache'] === undefined ? undefined : parseSize(v['write-cache'] as string, '--write-cache');
   const program = p[0]!;
   const bp = boxPath(program);
   if (!bp && !(await stat(program).catch(() => null))?.isFile()) throw new LayerboxError(`no such program: ${program}`, { code: 'NOT_FOUND' });
@@ -255,7 +259,7 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   else await store.resolveImage(v.image as string);
   const name = (bp ? bp[1] : program).split('/').pop()!;
   const work = () => runInWorker(
-    { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit', maxMemoryBytes },
+    { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit', maxMemoryBytes, cacheBytes },
     { timeoutMs: timeout === undefined ? undefined : timeout * 1000, onStderr: (b) => process.stderr.write(b) },
   );
   // A box being run is held: another process changing it meanwhile gets a clear error.
@@ -466,7 +470,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 /** Flags that take a value, so `doing` can tell a command's operands from flag values. */
-const VALUE_FLAGS = new Set(['--tag', '-t', '--message', '-m', '--image', '-i', '--box', '--dir', '--env', '-e', '--timeout', '--memory', '--output', '-o', '--format', '--max-upper-bytes', '--max-files', '--port', '-p', '--connect-timeout', '--idle-timeout']);
+const VALUE_FLAGS = new Set(['--tag', '-t', '--message', '-m', '--image', '-i', '--box', '--dir', '--env', '-e', '--timeout', '--memory', '--write-cache', '--output', '-o', '--format', '--max-upper-bytes', '--max-files', '--port', '-p', '--connect-timeout', '--idle-timeout']);
 
 /** What a command line does, in words for a host failure: `committing b1`, `importing ./tree`. */
 function doing(argv: string[]): string {
