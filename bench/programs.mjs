@@ -9,7 +9,8 @@
 // Compiling the module and loading files into the runtime are not timed. The time is
 // wall time on the host around the run: start() of the SQLite command; for ruby (a
 // reactor) instantiating and initializing the VM plus evaluating the requires.
-// Prints one JSON line: { ms, ... } or { error }.
+// Prints one JSON line: { ms, rssKiB, ... } or { error }; rssKiB is this process's
+// peak RSS (process.resourceUsage().maxRSS): the runtime, the module and the run.
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -218,7 +219,7 @@ async function main() {
   const got = out.join('');
   const want = job ? job.expect : RUBY_EXPECT;
   if (got !== want) throw new Error(`wrong output ${JSON.stringify(got.slice(0, 120))}${err.join('').trim() ? ` (stderr: ${err.join('').trim().slice(0, 200)})` : ''}`);
-  return { runtime, program, ...result };
+  return { runtime, program, ...result, rssKiB: process.resourceUsage().maxRSS };
 }
 
 await report(main);

@@ -11,6 +11,7 @@ import { cpus, platform, release, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { scaleMarkdown } from './scale.mjs';
+import { writesMarkdown, writesNote } from './writes.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const RESULTS = join(dirname(SELF), 'results');
@@ -422,6 +423,20 @@ export function writeReport({ peers = null, scale = null, outDir = RESULTS } = {
         if (lb.error) notes.push({ text: `${GROUP_TITLES[g] ?? g} / ${r.workload}: layerbox failed: ${lb.error}` });
       }
       md.push('');
+      // Peak RSS of each program's process, where the run recorded it.
+      if (gr.some((r) => Object.values(r.results ?? {}).some((v) => v?.rssKiB))) {
+        const rss = (v) => (v && !v.error && v.rssKiB ? v.rssKiB * 1024 : null);
+        md.push(`| peak RSS | layerbox | ${keys.map((k) => runtimeName(k)).join(' | ')} | ${keys.map((k) => `layerbox / ${runtimeName(k)}`).join(' | ')} |`);
+        md.push(`| --- | ---: | ${keys.map(() => '---:').join(' | ')} | ${keys.map(() => '---:').join(' | ')} |`);
+        for (const r of gr) {
+          const lb = rss(r.results?.layerbox);
+          const ps = keys.map((k) => rss(r.results?.[k]));
+          const show = (b) => (b === null ? '—' : fmtBytes(b));
+          const rt = (p) => (lb === null || p === null ? 'n/a' : lb / p > 1 ? `**${fmtRatio(lb / p)}**` : fmtRatio(lb / p));
+          md.push(`| ${mdEsc(r.workload)} | ${show(lb)} | ${ps.map(show).join(' | ')} | ${ps.map(rt).join(' | ')} |`);
+        }
+        md.push('', 'Peak RSS of the process that ran the program (`process.resourceUsage().maxRSS` at its end), in its best-time run.', '');
+      }
       const svgName = `peers-${String(g).replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.svg`;
       put(svgName, barChartSvg({
         title: `${GROUP_TITLES[g] ?? g}: time per workload`,
@@ -440,6 +455,28 @@ export function writeReport({ peers = null, scale = null, outDir = RESULTS } = {
         axisLabel: 'time (log scale)',
       }));
       md.push(`![${GROUP_TITLES[g] ?? g}](${svgName})`, '');
+    }
+
+    md.push('### Write path (whole commands)', '');
+    if (!Array.isArray(peers.writes)) md.push(peers.writes?.skipped ? `Skipped: ${mdEsc(peers.writes.skipped)}.` : 'No write-path results in this run.', '');
+    else {
+      md.push(writesMarkdown(peers.writes, { esc: mdEsc }), '', writesNote, '');
+      put('peers-writes-rss.svg', barChartSvg({
+        title: 'Write path: peak RSS of the process running the guest',
+        subtitle: 'log scale, shorter is less memory; beside node:wasi: layerbox RSS / node:wasi RSS',
+        series: [{ key: 'layerbox', name: 'layerbox (CLI)', color: PALETTE[0] }, { key: 'node-wasi', name: 'node:wasi', color: PALETTE[1] }],
+        groups: peers.writes.map((r) => ({
+          label: r.label,
+          bars: [
+            r.layerbox.error ? { key: 'layerbox', error: r.layerbox.error } : { key: 'layerbox', value: r.layerbox.rssKiB * 1024 },
+            r.peer.error ? { key: 'node-wasi', error: r.peer.error } : { key: 'node-wasi', value: r.peer.rssKiB * 1024, note: r.layerbox.error ? undefined : `layerbox ${fmtRatio(r.layerbox.rssKiB / r.peer.rssKiB)}` },
+          ],
+        })),
+        format: fmtBytes,
+        tickFormat: tickBytes,
+        axisLabel: 'peak RSS (log scale)',
+      }));
+      md.push('![Write path: peak RSS](peers-writes-rss.svg)', '');
     }
 
     const oci = ociRows(peers.oci);

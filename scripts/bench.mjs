@@ -9,6 +9,11 @@
 //   npm run bench -- --report     also the scale benchmark (bench/scale.mjs: mount,
 //                                 commit, many boxes), then bench/results/REPORT.md
 //                                 with SVG charts (bench/report.mjs)
+//
+// Program rows also give each process's peak RSS. The write-path rows (bench/writes.mjs)
+// run whole `layerbox run` commands against node:wasi under GNU time: wall, CPU, peak RSS,
+// and the store's packs and bytes; their sizes scale with BENCH_SQLITE_TX,
+// BENCH_FSYNC_FILES, BENCH_WRITE_MB and BENCH_BIG_WRITE_MB.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { closeSync, cpSync, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -156,16 +161,19 @@ for (const p of programs) {
   const results = {};
   for (const rt of runtimes) {
     const cell = best(() => child('bench/programs.mjs', [rt, ...p.args, fixtures]), (r) => r.ms);
-    results[rt] = cell.error ? { error: cell.error } : { ms: cell.ms };
+    results[rt] = cell.error ? { error: cell.error } : { ms: cell.ms, rssKiB: cell.extra.rssKiB };
     if (!cell.error && cell.extra.flushMs !== undefined) notes.flush = cell.extra.flushMs;
     if (!cell.error && cell.extra.initMs !== undefined) notes.rubyInit[rt] = cell.extra.initMs;
-    log(`  ${p.label} / ${names[rt]}: ${fmt(results[rt])}`);
+    log(`  ${p.label} / ${names[rt]}: ${fmt(results[rt])}${results[rt].rssKiB ? `, ${fmtRss(results[rt])} peak RSS` : ''}`);
   }
   rows.push({ group: 'programs', workload: p.label, results });
 }
 
 // ---- the tables ------------------------------------------------------------------
 
+function fmtRss(c) {
+  return c.error || !c.rssKiB ? 'n/a' : `${(c.rssKiB / 1024).toFixed(1)} MiB`;
+}
 function fmt(c) {
   return c.error ? `error: ${c.error.replace(/\|/g, '/').slice(0, 70)}` : `${c.ms.toFixed(1)} ms`;
 }
@@ -194,6 +202,23 @@ console.log(
     (initNote ? ` (of which VM start: ${initNote})` : '') +
     '.',
 );
+console.log(`\n| program: peak RSS | ${runtimes.map((r) => names[r]).join(' | ')} | ${peers.map((p) => `layerbox / ${names[p]}`).join(' | ')} |`);
+console.log(`| ${Array(1 + runtimes.length + peers.length).fill('---').join(' | ')} |`);
+for (const r of rows.filter((x) => x.group === 'programs')) {
+  const rssRatio = (a, b) => (a.rssKiB && b.rssKiB ? `${(a.rssKiB / b.rssKiB).toFixed(2)}x` : 'n/a');
+  console.log(`| ${r.workload} | ${runtimes.map((rt) => fmtRss(r.results[rt])).join(' | ')} | ${peers.map((p) => rssRatio(r.results.layerbox, r.results[p])).join(' | ')} |`);
+}
+console.log('\npeak RSS of the process that ran the program (process.resourceUsage().maxRSS at its end), in the best-time run.');
+
+// ---- the write path: whole `layerbox run` commands against node:wasi ------------
+
+const { writeBench, writesMarkdown, writesNote } = await import('../bench/writes.mjs');
+log('\nwrite path (whole commands under GNU time)...');
+const w0 = Date.now();
+const writes = writeBench(root, { quick, reps: REPS, log });
+log(`write path: ${((Date.now() - w0) / 1000).toFixed(0)} s`);
+if (writes.skipped) console.log(`\nwrite-path workloads skipped: ${writes.skipped}`);
+else console.log(`\n${writesMarkdown(writes.rows)}\n\n${writesNote}`);
 
 const { ociBench } = await import('../bench/oci.mjs');
 const oci = ociBench(root, REPS);
@@ -207,7 +232,7 @@ else {
 
 const resultsDir = join(root, 'bench/results');
 mkdirSync(resultsDir, { recursive: true });
-const json = { date: new Date().toISOString(), node: process.version, reps: REPS, rows, oci: oci.skipped ? [] : oci.rows.map((r) => ({ label: r.label, layerbox: r.layerbox, peer: r.peer, peerName: r.peerName })) };
+const json = { date: new Date().toISOString(), node: process.version, reps: REPS, rows, writes: writes.skipped ? { skipped: writes.skipped } : writes.rows, oci: oci.skipped ? [] : oci.rows.map((r) => ({ label: r.label, layerbox: r.layerbox, peer: r.peer, peerName: r.peerName })) };
 // A smoke test (--quick) does not replace the results of a full run.
 const outName = quick ? 'peers-quick.json' : 'peers.json';
 writeFileSync(join(resultsDir, outName), `${JSON.stringify(json, (k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 2)}\n`);

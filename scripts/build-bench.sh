@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds bench/bench.wasm (the guest of `npm run bench`) from bench/bench.c with Debian's clang.
+# Builds the guests of `npm run bench` with Debian's clang: bench/bench.wasm (the
+# syscall loops) from bench/bench.c, bench/writes.wasm (the write-path rows) from bench/writes.c.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/wasi-toolchain.sh
-if [ ! -f bench/bench.wasm ] || [ bench/bench.c -nt bench/bench.wasm ]; then
-  ensure_wasi_toolchain build-bench
-  clang --target=wasm32-wasi -O2 -Wl,--strip-all -o bench/bench.wasm bench/bench.c
-fi
+for g in bench writes; do
+  if [ ! -f "bench/$g.wasm" ] || [ "bench/$g.c" -nt "bench/$g.wasm" ]; then
+    ensure_wasi_toolchain build-bench
+    clang --target=wasm32-wasi -O2 -Wl,--strip-all -o "bench/$g.wasm" "bench/$g.c"
+  fi
+done
