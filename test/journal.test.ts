@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { memoryStore } from '../src/index.js';
 import { RefFs, linkGroups } from './model/ref-fs.js';
-import { SKELETON, apply, importRef, opArb, view } from './model/overlay-ops.js';
+import { type Op, SKELETON, apply, importRef, opArb, view } from './model/overlay-ops.js';
 
 /** Operations with syncs, reopens and flushes between them. */
 const step = fc.oneof(
@@ -23,23 +23,31 @@ describe('box journal (property)', () => {
         await importRef(store, ref, 'img');
         let box = await store.createBox('b', { image: 'img' });
         let synced = linkGroups(ref.view());
+        // The states since the last sync: after a crash the box is in one of them (a spill may store more than was synced, never a state that did not exist).
+        let since = [JSON.stringify(synced)];
         for (const s of steps) {
           if (s.kind === 'op') {
-            expect([s.o, apply(box.fs, s.o)]).toEqual([s.o, apply(ref, s.o)]);
+            // A whole-file write is two calls for a guest (open with O_TRUNC, then write): a crash may fall between them.
+            const calls: Op[] = s.o.op === 'writeFile' ? [{ ...s.o, data: [] }, { op: 'pwrite', path: s.o.path, offset: 0, data: s.o.data }] : [s.o];
+            for (const o of calls) {
+              expect([o, apply(box.fs, o)]).toEqual([o, apply(ref, o)]);
+              since.push(JSON.stringify(linkGroups(ref.view())));
+            }
             continue;
           }
           if (s.kind === 'sync') box.fs.sync();
           else await box.flush();
           synced = linkGroups(ref.view());
+          since = [JSON.stringify(synced)];
           // Another opener of the box sees exactly what was synced.
           const other = await store.openBox('b');
           expect(linkGroups(view(other.fs))).toEqual(synced);
           if (s.kind === 'reopen') box = other;
         }
         expect(linkGroups(view(box.fs))).toEqual(linkGroups(ref.view()));
-        // A crash now loses what was not synced, nothing more.
+        // A crash now loses at most what was not synced: the box shows the state after one of the operations since the last sync.
         const after = await store.openBox('b');
-        expect(linkGroups(view(after.fs))).toEqual(synced);
+        expect(since).toContain(JSON.stringify(linkGroups(view(after.fs))));
         // The journal folds into the store; fsck finds nothing wrong.
         await box.flush();
         const folded = await store.openBox('b');

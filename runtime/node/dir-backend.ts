@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Digest, digestBytes, digestFromBytes } from '../../src/digest.js';
 import { LayerboxError, hostFailure } from '../../src/errno.js';
-import { type Backend, type BackendStats, type BlobProblem, type JournalLog, type JournalSource, type RefsDoc, Mutex, checkRefs, emptyRefs } from '../../src/store/backend.js';
+import { type Backend, type BackendStats, type BlobProblem, type JournalLog, type JournalSource, type LazyBlob, type RefsDoc, Mutex, checkRefs, emptyRefs } from '../../src/store/backend.js';
 import { FileJournalLog } from './journal-file.js';
 
 const STORE_FILE = 'layerbox-store.json';
@@ -653,11 +653,18 @@ export class DirBackend implements Backend {
    * reader (here, in another process, or over HTTP) misses a blob.
    */
   async putBlobs(blobs: ReadonlyArray<{ digest: Digest; data: Uint8Array }>): Promise<void> {
-    const fresh = new Map<Digest, Uint8Array>();
+    await this.putBlobsLazy(blobs.map(({ digest, data }) => ({ digest, length: data.length, read: () => data })));
+  }
+
+  /** As putBlobs, with each blob's bytes read only as the pack is written: one pack, memory bounded by the write buffer. */
+  async putBlobsLazy(blobs: ReadonlyArray<LazyBlob>): Promise<void> {
+    const fresh = new Map<Digest, LazyBlob>();
     let bytes = 0;
-    for (const { digest, data } of blobs) if (!fresh.has(digest) && !this.hasBlob(digest)) { fresh.set(digest, data); bytes += data.length; }
+    for (const b of blobs) if (!fresh.has(b.digest) && !this.hasBlob(b.digest)) { fresh.set(b.digest, b); bytes += b.length; }
     if (!fresh.size) return;
-    const batch = () => [...fresh].map(([digest, data]) => ({ digest, data }));
+    const batch = function* (): Generator<{ digest: Digest; data: Uint8Array }> {
+      for (const b of fresh.values()) yield { digest: b.digest, data: b.read() };
+    };
     try {
       const roll = this.packsToRoll(HEADER + bytes + 4 + fresh.size * ENTRY + FOOTER);
       if (roll.length) {
@@ -714,7 +721,7 @@ export class DirBackend implements Backend {
    * copies them: a corrupt one stays reported by verify) in pack order, then
    * the batch. Read lazily, so a merge holds one write buffer, not the packs.
    */
-  private *merged(roll: string[], batch: Array<{ digest: Digest; data: Uint8Array }>): Generator<{ digest: Digest; data: Uint8Array }> {
+  private *merged(roll: string[], batch: Iterable<{ digest: Digest; data: Uint8Array }>): Generator<{ digest: Digest; data: Uint8Array }> {
     const indexes = roll.map((name) => this.packs.get(name)!);
     for (const [k, name] of roll.entries()) {
       for (const e of indexes[k]!.entriesByOffset()) {

@@ -68,6 +68,8 @@ export interface Backend {
   readBlobsInto?(run: Digest[], lengths: number[], dest: Uint8Array, from: number): boolean;
   /** Durably stores a batch of blobs (skipping those present). The caller vouches that each digest matches its data. */
   putBlobs(blobs: ReadonlyArray<{ digest: Digest; data: Uint8Array }>): Promise<void>;
+  /** Optional: as putBlobs, reading each blob's bytes only when it is written (a checkpoint's chunks, streamed from a journal). */
+  putBlobsLazy?(blobs: ReadonlyArray<LazyBlob>): Promise<void>;
   readRefs(): Promise<RefsDoc>;
   /** Atomically replaces the refs document. */
   writeRefs(refs: RefsDoc): Promise<void>;
@@ -91,6 +93,13 @@ export interface Backend {
   openJournal?(box: string | null): JournalLog;
   /** A box's journal as the store side reads it at a checkpoint (may be asynchronous); null when there is none. */
   readJournal?(box: string): Promise<JournalSource | null>;
+}
+
+/** A blob to store whose bytes are read when they are written. */
+export interface LazyBlob {
+  digest: Digest;
+  length: number;
+  read(): Uint8Array;
 }
 
 /** A journal as a checkpoint reads it. */

@@ -10,7 +10,7 @@ import { decodeRoot, encodeLayerTree, isLayerTree, readLayerTable } from '../lay
 import { squashTable } from '../overlay/squash.js';
 import { addTarBytes, exportTar } from '../archive.js';
 import { utf8 } from '../text.js';
-import { type Backend, type BlobProblem, type BoxRecord, type JournalSource, type RefsDoc, checkLimits, own } from './backend.js';
+import { type Backend, type BlobProblem, type BoxRecord, type JournalLog, type JournalSource, type RefsDoc, checkLimits, own } from './backend.js';
 import type { RunResult } from '../run.js';
 import { DEFAULT_CACHE_BYTES, journalApplies, replayTable, scanJournal } from './journal.js';
 import { encodeLayer } from '../layer.js';
@@ -464,35 +464,31 @@ export class Store {
       const cur = own(refs.boxes, box)!;
       const src = source ?? (await this.backend.readJournal?.(box)) ?? null;
       if (!src || !src.size) return cur;
-      const scan = await scanJournal(src, (b) => this.digest(b));
+      // A log the caller still holds was written by it: its chunk bytes are not hashed again.
+      const scan = await scanJournal(src, (b) => this.digest(b), { verify: !source });
       if (!journalApplies(scan, { box, image: cur.image, upper: cur.upper, created: cur.created }) || !scan.metas.length) {
         await src.remove();
         return cur;
       }
       const base = cur.upper ? decodeLayer(await this.backend.getBlob(cur.upper), `upper ${cur.upper}`, 'upper') : null;
       const table = replayTable(base, scan.metas, this.chunkSize);
-      // The journal's chunks the upper still uses go into the store, in bounded groups.
-      let group: Array<{ digest: Digest; data: Uint8Array }> = [], bytes = 0;
+      // The journal's chunks the upper still uses go into the store: streamed where the journal reads synchronously, else in bounded groups.
+      const wanted: Array<{ digest: Digest; offset: number; length: number }> = [];
       const seen = new Set<Digest>();
       for (const c of table ? chunksOf(table) : []) {
         const at = scan.chunks.get(c);
         if (!at || seen.has(c) || this.backend.hasBlob(c)) continue;
         seen.add(c);
-        group.push({ digest: c, data: await src.read(at.offset, at.length) });
-        bytes += at.length;
-        if (bytes >= CHECKPOINT_GROUP) {
-          await this.backend.putBlobs(group);
-          group = [];
-          bytes = 0;
-        }
+        wanted.push({ digest: c, ...at });
       }
       let upper: Digest | null = null;
+      let tableBlob: { digest: Digest; data: Uint8Array } | null = null;
       if (table) {
         const data = encodeLayer(table);
         upper = this.digest(data);
-        group.push({ digest: upper, data });
+        tableBlob = { digest: upper, data };
       }
-      await this.backend.putBlobs(group);
+      await this.storeChunks(src, wanted, tableBlob);
       if (table) this.checkStored(table, `box ${box}`);
       const rec = { ...cur, upper };
       refs.boxes[box] = rec;
@@ -502,6 +498,28 @@ export class Store {
       await this.collectIfDue(refs);
       return rec;
     });
+  }
+
+  /** Puts a journal's chunks (and a last blob) into the store, streamed where both sides allow it. */
+  private async storeChunks(src: JournalSource, wanted: ReadonlyArray<{ digest: Digest; offset: number; length: number }>, last: { digest: Digest; data: Uint8Array } | null): Promise<void> {
+    const sync = src as Partial<JournalLog>;
+    if (this.backend.putBlobsLazy && sync.append) {
+      const read = sync.read!.bind(src);
+      await this.backend.putBlobsLazy([...wanted.map((w) => ({ digest: w.digest, length: w.length, read: () => read(w.offset, w.length) as Uint8Array })), ...(last ? [{ digest: last.digest, length: last.data.length, read: () => last.data }] : [])]);
+      return;
+    }
+    let group: Array<{ digest: Digest; data: Uint8Array }> = [], bytes = 0;
+    for (const w of wanted) {
+      group.push({ digest: w.digest, data: await src.read(w.offset, w.length) });
+      bytes += w.length;
+      if (bytes >= CHECKPOINT_GROUP) {
+        await this.backend.putBlobs(group);
+        group = [];
+        bytes = 0;
+      }
+    }
+    if (last) group.push(last);
+    await this.backend.putBlobs(group);
   }
 
   /** Bytes an upper snapshot held that `next` (null: nothing) no longer uses: what its replacement left as garbage. */
