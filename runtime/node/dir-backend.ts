@@ -852,6 +852,35 @@ export class DirBackend implements Backend {
     return new FileJournalLog(this.p('journals', `${encodeURIComponent(box)}.jnl`), () => this.tmpName());
   }
 
+  async sealJournal(box: string, chunks: ReadonlyArray<{ digest: Digest; offset: number; length: number }>): Promise<boolean> {
+    const file = this.p('journals', `${encodeURIComponent(box)}.jnl`);
+    let fd: number;
+    try { fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW); } catch { return false; }
+    let name: string;
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile() || st.size < HEADER || !Buffer.from(readExact(fd, 0, HEADER)).equals(Buffer.concat([PACK_MAGIC, Buffer.from([1, 0, 0, 0])]))) return false;
+      for (const c of chunks) if (c.offset < HEADER || c.offset + c.length > st.size) return false;
+      // The index and footer go after the journal's last byte: a scan stops there (not a batch), a pack reader starts there.
+      const index = PackIndex.encode(chunks.map((c) => ({ digest: c.digest, offset: c.offset, length: c.length })));
+      const foot = Buffer.alloc(FOOTER); foot.writeBigUInt64LE(BigInt(st.size), 0); SORTED_INDEX_MAGIC.copy(foot, 8);
+      const tail = Buffer.concat([index, foot]);
+      for (let done = 0; done < tail.length;) done += fs.writeSync(fd, tail, done, tail.length - done, st.size + done);
+      fs.fsyncSync(fd);
+      name = `${sha256(index).toString('hex')}.pack`;
+      // A hard link, not a rename: until the refs point past the journal, it still applies.
+      // The same index names the same blobs at the same places: one already there will do.
+      try { fs.linkSync(file, this.p('packs', name)); } catch (e) { if (errCode(e) !== 'EEXIST') throw e; }
+      fsyncDir(this.p('packs'));
+      this.broken.delete(name);
+      if (!this.packs.has(name)) this.addPack(name, PackIndex.parse(index, st.size, true, (why) => new LayerboxError(`pack packs/${name} is broken: ${why}`, { code: 'CORRUPT' })));
+    } catch (e) {
+      throw hostFailure(e, `sealing the journal of box ${box} as a pack in ${this.location}`);
+    } finally { fs.closeSync(fd); }
+    this.publishPackList();
+    return true;
+  }
+
   async readJournal(box: string): Promise<JournalSource | null> {
     const log = new FileJournalLog(this.p('journals', `${encodeURIComponent(box)}.jnl`), () => this.tmpName());
     return log.size ? log : null;

@@ -54,7 +54,9 @@ export class FileJournalLog implements JournalLog {
   }
 
   get size(): number {
-    if (this.bytes < 0) this.open(false);
+    // Asked of the file each time: a checkpoint may have turned the journal into a pack by appending to it.
+    if (this.fd !== null) this.bytes = fs.fstatSync(this.fd).size;
+    else if (this.bytes < 0) this.open(false);
     return Math.max(0, this.bytes);
   }
 

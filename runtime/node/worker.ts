@@ -12,6 +12,8 @@ import type { WorkerRequest, WorkerMessage } from './run.js';
 
 const req = workerData as WorkerRequest;
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
+/** Something to block on for a moment (a full stdout pipe). */
+const pause = new Int32Array(new SharedArrayBuffer(4));
 
 function stdinSource(): (max: number) => Uint8Array | null {
   if (req.stdin !== 'inherit') {
@@ -53,7 +55,15 @@ async function main(): Promise<void> {
   const module = await WebAssembly.compile(wasm);
   const write = (fd: number, which: 'stdout' | 'stderr') => (b: Uint8Array) => {
     if (req.stdio === 'inherit') {
-      for (let n = 0; n < b.length;) n += fs.writeSync(fd, b, n, b.length - n);
+      // The process's stdout may be a non-blocking pipe: a full one is waited out, never an error for the guest.
+      for (let n = 0; n < b.length;) {
+        try {
+          n += fs.writeSync(fd, b, n, b.length - n);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          Atomics.wait(pause, 0, 0, 1);
+        }
+      }
     } else post({ kind: which, data: b.slice() });
   };
   const hostMounts = req.dirs.map((d) => ({ guest: d.guest, fs: new HostFs(d.host, d.fd) }));

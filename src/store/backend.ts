@@ -93,6 +93,12 @@ export interface Backend {
   openJournal?(box: string | null): JournalLog;
   /** A box's journal as the store side reads it at a checkpoint (may be asynchronous); null when there is none. */
   readJournal?(box: string): Promise<JournalSource | null>;
+  /**
+   * Optional: makes a box's journal itself a sealed pack holding `chunks`
+   * (where their bytes are in it), durably, leaving the journal in place
+   * (the caller removes it once the refs point past it). False when it cannot.
+   */
+  sealJournal?(box: string, chunks: ReadonlyArray<{ digest: Digest; offset: number; length: number }>): Promise<boolean>;
 }
 
 /** A blob to store whose bytes are read when they are written. */

@@ -12,7 +12,7 @@ import type { JournalSource } from './backend.js';
  * A box's journal: the upper's changes since its last checkpoint, appended
  * as they happen, so that fsync costs what changed, not the size of the upper.
  *
- *   header   "LBXJRNL\0" u32 version, salt[8], u32 n, JSON {box,image,upper,created}, u32 crc
+ *   header   "LBXPACK\0" u32 1 (a pack's header), "LBXJRNL\0" u32 version, salt[8], u32 n, JSON {box,image,upper,created}, u32 crc
  *   batch*   u32 BATCH, salt[8], u32 seq, u32 payload bytes, payload, u32 crc
  *   payload  records: 1 CHUNK digest[32] u32 n bytes[n] | 2 META u32 n JSON[n]
  *
@@ -25,6 +25,13 @@ import type { JournalSource } from './backend.js';
  */
 
 const MAGIC = 'LBXJRNL\0';
+/**
+ * A journal file starts as a pack does (the directory store's "LBXPACK\0",
+ * version 1): a checkpoint can then turn the journal itself into a pack by
+ * appending an index of its chunks, instead of copying them.
+ */
+const PACK_PREFIX = 'LBXPACK\0';
+const PRE = 12;
 const VERSION = 1;
 const BATCH = 0x4a58424c; // "LBXJ"
 const CHUNK = 1, META = 2;
@@ -80,7 +87,7 @@ export function concat(parts: Uint8Array[]): Uint8Array {
 
 export function encodeHeader(h: JournalHeader, salt: Uint8Array): Uint8Array {
   const json = utf8(JSON.stringify(h));
-  const head = concat([utf8(MAGIC), u32(VERSION), salt, u32(json.length), json]);
+  const head = concat([utf8(PACK_PREFIX), u32(1), utf8(MAGIC), u32(VERSION), salt, u32(json.length), json]);
   return concat([head, u32(crc32(0, head))]);
 }
 
@@ -191,15 +198,16 @@ const bad = (why: string) => new LayerboxError(`box journal is damaged: ${why}`,
  */
 export async function scanJournal(src: JournalSource, hash: (b: Uint8Array) => Digest, opts: { verify?: boolean } = {}): Promise<JournalScan | null> {
   const size = src.size;
-  if (size < 8 + 4 + 8 + 4 + 4) return null;
-  const pre = await src.read(0, 8 + 4 + 8 + 4);
-  if (fromUtf8(pre.subarray(0, 8)) !== MAGIC) throw bad('bad magic');
-  const version = getU32(pre, 8);
+  if (size < PRE + 8 + 4 + 8 + 4 + 4) return null;
+  const pre = await src.read(0, PRE + 8 + 4 + 8 + 4);
+  if (fromUtf8(pre.subarray(0, 8)) !== PACK_PREFIX || fromUtf8(pre.subarray(PRE, PRE + 8)) !== MAGIC) throw bad('bad magic');
+  const version = getU32(pre, PRE + 8);
   if (version !== VERSION) throw new LayerboxError(`box journal has unknown version ${version} (this layerbox reads version ${VERSION})`, { code: 'INVALID' });
-  const salt = pre.slice(12, 20);
-  const jlen = getU32(pre, 20);
-  if (jlen > MAX_HEADER || 24 + jlen + 4 > size) return null;
-  const rest = await src.read(24, jlen + 4);
+  const salt = pre.slice(PRE + 12, PRE + 20);
+  const jlen = getU32(pre, PRE + 20);
+  const start = PRE + 24;
+  if (jlen > MAX_HEADER || start + jlen + 4 > size) return null;
+  const rest = await src.read(start, jlen + 4);
   if (crc32(crc32(0, pre), rest.subarray(0, jlen)) !== getU32(rest, jlen)) return null;
   let header: JournalHeader;
   try {
@@ -209,7 +217,7 @@ export async function scanJournal(src: JournalSource, hash: (b: Uint8Array) => D
   } catch {
     return null;
   }
-  const scan: JournalScan = { header, salt, metas: [], chunks: new Map(), seq: 0, end: 24 + jlen + 4 };
+  const scan: JournalScan = { header, salt, metas: [], chunks: new Map(), seq: 0, end: start + jlen + 4 };
   for (;;) {
     const at = scan.end;
     if (at + BATCH_HEAD + 4 > size) break;

@@ -488,7 +488,11 @@ export class Store {
         upper = this.digest(data);
         tableBlob = { digest: upper, data };
       }
-      await this.storeChunks(src, wanted, tableBlob);
+      // Mostly live chunks: the journal becomes a pack as it is (no copy); else the live ones are copied out.
+      let live = 0;
+      for (const w of wanted) live += w.length;
+      const sealed = !source || (source as Partial<JournalLog>).append ? live * 2 >= src.size && (await this.backend.sealJournal?.(box, wanted)) : false;
+      await this.storeChunks(src, sealed ? [] : wanted, tableBlob);
       if (table) this.checkStored(table, `box ${box}`);
       const rec = { ...cur, upper };
       refs.boxes[box] = rec;

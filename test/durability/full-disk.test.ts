@@ -157,6 +157,6 @@ describe('a disk that fills while a guest writes and fsyncs in a named box (16 M
     await fsckClean('after the commit with space back');
     const img = await lb('run', '--image', 'after', GUEST, '--', 'cat', '/big.bin');
     expect(img.code, img.stderr).toBe(0);
-    expect(img.stdout.equals(shown), "the committed image's /big.bin equals what cat showed").toBe(true);
+    expect(img.stdout.equals(shown), `the committed image's /big.bin equals what cat showed (${img.stdout.length} vs ${shown.length} bytes; ${img.stdout.subarray(0, 80).toString()})`).toBe(true);
   }, 120_000);
 });
