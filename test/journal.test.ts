@@ -58,3 +58,42 @@ describe('box journal (property)', () => {
     );
   });
 });
+
+describe('box journal on a directory store', () => {
+  it('a checkpoint that fails after the journal became a pack leaves both whole: later syncs, a retry and fsck all hold', async () => {
+    const { openStore } = await import('../runtime/node/index.js');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'lb-journal-'));
+    try {
+      const store = await openStore(join(dir, 's'));
+      store.runner = undefined;
+      await store.importFiles([{ path: 'etc/motd', data: 'hi\n' }], { tag: 'base' });
+      const box = await store.createBox('b', { image: 'base' });
+      const big = new Uint8Array(300_000).map((_, i) => (i * 7) & 255);
+      box.fs.writeFile('/big', big);
+      box.fs.sync();
+      // The refs write fails once: the journal has already been sealed as a pack by then.
+      const backend = store.backend as { writeRefs: (r: unknown) => Promise<void> };
+      const real = backend.writeRefs.bind(backend);
+      backend.writeRefs = async () => {
+        backend.writeRefs = real;
+        throw Object.assign(new Error('no space'), { code: 'ENOSPC' });
+      };
+      await expect(box.flush()).rejects.toMatchObject({ code: 'QUOTA' });
+      // The box goes on: more writes and syncs land in a journal of their own, not in the pack.
+      box.fs.writeFile('/more', 'after the failure\n');
+      box.fs.sync();
+      expect((await store.fsck()).problems).toEqual([]);
+      await box.flush();
+      const again = await (await openStore(join(dir, 's'))).openBox('b');
+      expect(Buffer.from(again.fs.readFile('/big')).equals(Buffer.from(big))).toBe(true);
+      expect(new TextDecoder().decode(again.fs.readFile('/more'))).toBe('after the failure\n');
+      expect((await store.fsck()).problems).toEqual([]);
+      box.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
