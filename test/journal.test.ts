@@ -97,3 +97,30 @@ describe('box journal on a directory store', () => {
     }
   });
 });
+
+describe('unlinked open files', () => {
+  it('stay readable through syncs, spills and compactions, and are never made durable', async () => {
+    const store = memoryStore({ chunkSize: 8, cacheBytes: 16, journalCompactBytes: 64 });
+    await store.importFiles([{ path: 'etc/motd', data: 'hi\n' }], { tag: 'img' });
+    const box = await store.createBox('b', { image: 'img' });
+    const h = box.fs.open('/tmp-sort', { create: true });
+    const bytes = (n: number, seed: number) => new Uint8Array(n).map((_, i) => (i * 31 + seed) & 255);
+    h.write(0, bytes(100, 1));
+    box.fs.unlink('/tmp-sort');
+    box.fs.sync();
+    for (let i = 0; i < 20; i++) {
+      h.write(i * 50, bytes(50, i));
+      box.fs.writeFile(`/f${i}`, bytes(40, i));
+      box.fs.sync();
+    }
+    const expected = new Uint8Array(Math.max(100, 19 * 50 + 50));
+    expected.set(bytes(100, 1));
+    for (let i = 0; i < 20; i++) expected.set(bytes(50, i), i * 50);
+    expect(Array.from(h.read(0, expected.length))).toEqual(Array.from(expected));
+    const other = await store.openBox('b');
+    expect(other.fs.tryStat('/tmp-sort')).toBeNull();
+    expect(Array.from(other.fs.readFile('/f19'))).toEqual(Array.from(bytes(40, 19)));
+    await box.flush();
+    expect((await store.fsck()).problems).toEqual([]);
+  });
+});

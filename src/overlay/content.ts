@@ -71,8 +71,18 @@ export class FileContent {
   private resizeChunk(f: FileNode, k: number, oldSize: number): void {
     if (!f.chunks.has(k)) return;
     const old = this.chunkData(f, k, oldSize);
-    const out = new Uint8Array(this.covered(f.size, k));
-    out.set(old.subarray(0, out.length));
+    const len = this.covered(f.size, k);
+    let out: Uint8Array;
+    if (f.chunks.get(k) instanceof Uint8Array && old.byteOffset === 0 && old.buffer.byteLength >= len) {
+      // Room left in its buffer (a file growing by small appends): a longer view, the new bytes zeros.
+      out = new Uint8Array(old.buffer, 0, len);
+      if (len > old.length) out.fill(0, old.length);
+    } else {
+      // Room for growth doubles, up to a chunk: appends cost O(bytes), not O(chunk) each.
+      const cap = len > old.length ? Math.min(this.chunkSize, Math.max(len, 2 * old.length)) : len;
+      out = new Uint8Array(new ArrayBuffer(cap), 0, len);
+      out.set(old.subarray(0, len));
+    }
     f.chunks.set(k, out);
     this.onChunk(f, k, out.length);
   }

@@ -65,8 +65,9 @@ export class BoxJournal implements OverlayJournal {
   private readonly cacheBytes: number;
   /** Nodes the log knows (from the snapshot or an earlier record): their changes are written as deltas. */
   private known = new WeakSet<Node>();
-  /** Files whose last name went while they may still be open: their chunks stay readable. */
+  /** Files whose last name went while they may still be open: their chunks stay readable (held weakly: a closed one goes). */
   private orphans = new Set<WeakRef<FileNode>>();
+  private orphanSeen = new WeakSet<FileNode>();
   private root: number | null = null;
   private next = 0;
 
@@ -129,6 +130,7 @@ export class BoxJournal implements OverlayJournal {
   attach(ov: Overlay): void {
     this.known = new WeakSet();
     this.orphans.clear();
+    this.orphanSeen = new WeakSet();
     this.root = ov.upper.root?.ino ?? null;
     this.next = ov.upper.nextIno;
     if (!ov.upper.root) return;
@@ -151,6 +153,10 @@ export class BoxJournal implements OverlayJournal {
   /** Moves every written chunk out of memory into the log (not durable yet: a sync makes it so). */
   private spill(ov: Overlay): void {
     const items = this.dirtyChunks(ov);
+    for (const f of this.liveOrphans()) {
+      if (ov.changes.keys.has(f)) continue;
+      for (const [k, c] of f.chunks) if (c instanceof Uint8Array) items.push({ f, k, data: c, digest: isZero(c) ? null : this.o.digest(c) });
+    }
     for (let i = 0; i < items.length;) {
       const batch: typeof items = [];
       let bytes = 0;
@@ -169,7 +175,9 @@ export class BoxJournal implements OverlayJournal {
     if (!this.o.header) return; // an ephemeral box: nothing is ever durable
     const root = ov.upper.root?.ino ?? null;
     if (ov.changes.empty && root === this.root && ov.upper.nextIno === this.next) return;
-    const items = this.dirtyChunks(ov);
+    const orphans = new Map<FileNode, Set<number>>();
+    for (const [f, keys] of ov.changes.keys) if (f.nlink <= 0) orphans.set(f, keys);
+    const items = this.dirtyChunks(ov, orphans);
     const planned = new Map<FileNode, Map<number, Digest | null>>();
     for (const it of items) {
       let m = planned.get(it.f);
@@ -187,6 +195,7 @@ export class BoxJournal implements OverlayJournal {
     const doc: MetaDoc = { r: root, n: ov.upper.nextIno, N: [], E: [] };
     const emitted: Array<DirNode | Leaf> = [];
     for (const n of ov.changes.nodes) {
+      if (n.kind === 'file' && orphans.has(n)) continue;
       doc.N.push(nodeRec(n, !this.known.has(n), ov.changes.keys.get(n as FileNode) ?? null, chunkOf));
       emitted.push(n);
     }
@@ -197,24 +206,50 @@ export class BoxJournal implements OverlayJournal {
       }
     this.appendBatch(items, utf8(JSON.stringify(doc)), true, 'fsync');
     this.settle(ov, items);
-    for (const n of emitted) {
-      this.known.add(n);
-      if (n.kind === 'file' && n.nlink <= 0) this.orphans.add(new WeakRef(n));
-    }
+    for (const n of emitted) this.known.add(n);
     this.root = root;
     this.next = ov.upper.nextIno;
     ov.changes.clear();
+    // Files with no name left (a program's unlinked temp files) are never made durable; while open, their
+    // bytes in memory still count against the cache, and spills move them out.
+    let carry = 0;
+    for (const f of orphans.keys()) carry += this.addOrphan(f);
+    ov.changes.dirtyBytes = carry;
     if (this.end > this.compactAt) this.tryCompact(ov);
   }
 
+  /** Remembers a file with no name left; returns the bytes it holds in memory. */
+  private addOrphan(f: FileNode): number {
+    if (!this.orphanSeen.has(f)) {
+      this.orphanSeen.add(f);
+      this.orphans.add(new WeakRef(f));
+    }
+    let bytes = 0;
+    for (const c of f.chunks.values()) if (c instanceof Uint8Array) bytes += c.length;
+    return bytes;
+  }
+
+  /** The live orphans (dropping those collected or named again). */
+  private liveOrphans(): FileNode[] {
+    const out: FileNode[] = [];
+    for (const w of [...this.orphans]) {
+      const f = w.deref();
+      if (!f || f.nlink > 0) this.orphans.delete(w);
+      else out.push(f);
+    }
+    return out;
+  }
+
   /** Written chunks still in memory, hashed; zero chunks become holes (they are not stored). */
-  private dirtyChunks(ov: Overlay): Array<{ f: FileNode; k: number; data: Uint8Array; digest: Digest | null }> {
+  private dirtyChunks(ov: Overlay, skip?: ReadonlyMap<FileNode, unknown>): Array<{ f: FileNode; k: number; data: Uint8Array; digest: Digest | null }> {
     const out: Array<{ f: FileNode; k: number; data: Uint8Array; digest: Digest | null }> = [];
-    for (const [f, keys] of ov.changes.keys)
+    for (const [f, keys] of ov.changes.keys) {
+      if (skip?.has(f)) continue;
       for (const k of keys) {
         const c = f.chunks.get(k);
         if (c instanceof Uint8Array) out.push({ f, k, data: c, digest: isZero(c) ? null : this.o.digest(c) });
       }
+    }
     return out;
   }
 
@@ -301,11 +336,7 @@ export class BoxJournal implements OverlayJournal {
           else if (n.kind === 'file') files.push(n);
         }
     }
-    for (const w of [...this.orphans]) {
-      const f = w.deref();
-      if (!f || f.nlink > 0) this.orphans.delete(w);
-      else files.push(f);
-    }
+    files.push(...this.liveOrphans());
     // Chunks still in memory go in as they are; the log's own are copied.
     const items = this.dirtyChunks(ov);
     const live = new Map<Digest, { offset: number; length: number } | Uint8Array>();
