@@ -20,6 +20,8 @@ export { type JournalHeader, type JournalScan, journalApplies, replayTable, scan
 const SPILL_BATCH = 8 << 20;
 /** A journal is compacted once it is past max(COMPACT_MIN, twice its live bytes). */
 const COMPACT_MIN = 32 << 20;
+/** Bytes of just-synced chunks kept in memory for rereads. */
+const RECENT_BYTES = 8 << 20;
 /** Default bytes of written data kept in memory before they spill to the journal. */
 export const DEFAULT_CACHE_BYTES = 64 << 20;
 
@@ -68,6 +70,8 @@ export class BoxJournal implements OverlayJournal {
   /** Files whose last name went while they may still be open: their chunks stay readable (held weakly: a closed one goes). */
   private orphans = new Set<WeakRef<FileNode>>();
   private orphanSeen = new WeakSet<FileNode>();
+  private recent = new Map<Digest, Uint8Array>();
+  private recentBytes = 0;
   private root: number | null = null;
   private next = 0;
 
@@ -88,11 +92,28 @@ export class BoxJournal implements OverlayJournal {
 
   /** The bytes of a chunk kept in this journal, or null. */
   readChunk(d: Digest): Uint8Array | null {
+    const hit = this.recent.get(d);
+    if (hit) {
+      this.recent.delete(d);
+      this.recent.set(d, hit);
+      return hit;
+    }
     const at = this.index.get(d);
     if (!at) return null;
-    const bytes = this.log.read(at.offset, at.length);
-    if (this.o.digest(bytes) !== d) throw new LayerboxError(`chunk ${d} in the box journal is corrupt`, { code: 'CORRUPT' });
-    return bytes;
+    // Checked when the log was scanned (a log from before), or written by this process: not hashed again.
+    return this.log.read(at.offset, at.length);
+  }
+
+  /** Chunks just synced, kept for the reads that usually follow (a database rereads the pages it wrote). */
+  private remember(d: Digest, data: Uint8Array): void {
+    if (this.recent.has(d)) return;
+    this.recent.set(d, data);
+    this.recentBytes += data.length;
+    for (const [k, v] of this.recent) {
+      if (this.recentBytes <= RECENT_BYTES) break;
+      this.recent.delete(k);
+      this.recentBytes -= v.length;
+    }
   }
 
   /**
@@ -205,7 +226,7 @@ export class BoxJournal implements OverlayJournal {
         doc.E.push([d.ino, name, c === undefined ? -1 : c.kind === 'whiteout' ? 0 : c.ino]);
       }
     this.appendBatch(items, utf8(JSON.stringify(doc)), true, 'fsync');
-    this.settle(ov, items);
+    this.settle(ov, items, true);
     for (const n of emitted) this.known.add(n);
     this.root = root;
     this.next = ov.upper.nextIno;
@@ -254,13 +275,16 @@ export class BoxJournal implements OverlayJournal {
   }
 
   /** After the log took them: chunks become digests (holes for zeros), and the box's usage follows. */
-  private settle(ov: Overlay, items: ReadonlyArray<{ f: FileNode; k: number; data: Uint8Array; digest: Digest | null }>): void {
+  private settle(ov: Overlay, items: ReadonlyArray<{ f: FileNode; k: number; data: Uint8Array; digest: Digest | null }>, keep = false): void {
     const before = new Map<FileNode, number>();
     for (const it of items) if (!before.has(it.f)) before.set(it.f, ov.fileUsage(it.f));
     for (const it of items) {
       if (it.f.chunks.get(it.k) !== it.data) continue;
       if (it.digest === null) it.f.chunks.delete(it.k);
-      else it.f.chunks.set(it.k, it.digest);
+      else {
+        it.f.chunks.set(it.k, it.digest);
+        if (keep) this.remember(it.digest, it.data);
+      }
     }
     for (const [f, b] of before) ov.adjustUsage(ov.fileUsage(f) - b);
   }
