@@ -215,7 +215,8 @@ async function boxCmd(store: NodeStore, sub: string | undefined, argv: string[])
     }
     case 'fork': {
       const { p } = args(argv, {}, [2, 2]);
-      await store.forkBox(p[0]!, p[1]!);
+      // A fork folds the box's journal first: not while a run is writing it.
+      await store.withBox(p[0]!, () => store.forkBox(p[0]!, p[1]!));
       out(p[1]!);
       return;
     }
