@@ -391,6 +391,8 @@ async function main(argv: string[]): Promise<void> {
         const format = (v.format as string | undefined) ?? 'layerbox';
         if (format !== 'layerbox' && format !== 'oci' && format !== 'docker') throw new UsageError(`unknown export format ${format} (this layerbox writes: layerbox, oci, docker)`);
         const boxes = (v.box as unknown as string[] | undefined) ?? [];
+        // A box's journal (left by a run that was stopped) is folded in first: the bundle holds every synced change.
+        for (const b of boxes) await store.withBox(b, async () => void (await store.checkpoint(b, await store.boxRecord(b))));
         // Streamed to the file: an image may hold files far bigger than memory.
         if (format === 'layerbox') await exportBundleToFile(store, { images: p, boxes }, v.output as string);
         else {
