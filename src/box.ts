@@ -47,7 +47,7 @@ export class Box {
     // A store that cannot write synchronously (IndexedDB on a page) folds what a worker journaled first.
     if (!store.backend.openJournal && store.backend.readJournal && (await store.backend.readJournal(name))?.size) record = await store.checkpoint(name, record);
     const base = record.upper ? decodeLayer(await store.backend.getBlob(record.upper), `upper ${record.upper}`, 'upper') : null;
-    const log = store.backend.openJournal?.(name) ?? new MemoryJournalLog(false);
+    const log = store.backend.openJournal?.(name) ?? new PageJournalLog();
     const header = journalHeader(name, record);
     const scan = await scanJournal(log, (b) => store.digest(b));
     const table = journalApplies(scan, header) ? replayTable(base, scan.metas, store.chunkSize) : base;
@@ -167,8 +167,14 @@ export class Box {
    */
   async flush(): Promise<void> {
     if (this.name === null) return;
+    const page = this.journal?.source instanceof PageJournalLog ? this.journal.source : null;
     try {
-      this.overlay.sync();
+      if (page) page.flushing = true;
+      try {
+        this.overlay.sync();
+      } finally {
+        if (page) page.flushing = false;
+      }
       this.record = await this.store.checkpoint(this.name, this.record, this.journal?.source);
     } catch (e) {
       const errno = errnoOf(e);
@@ -270,6 +276,21 @@ export class Box {
     await this.flush();
     await this.store.forkBox(this.name, newName);
     return this.store.openBox(newName);
+  }
+}
+
+/**
+ * The log of a box on a store that cannot write synchronously (IndexedDB on
+ * a page): a guest's fsync there is refused (ENOTSUP: nothing is durable
+ * until a flush), while a flush's own sync goes in, since the flush stores it.
+ */
+class PageJournalLog extends MemoryJournalLog {
+  flushing = false;
+  constructor() {
+    super(false);
+  }
+  override append(bytes: Uint8Array, durable: boolean): void {
+    super.append(bytes, durable && !this.flushing);
   }
 }
 

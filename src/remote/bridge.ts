@@ -56,6 +56,7 @@ export class BlobBridge {
       if (out.length > CAPACITY) throw new LayerboxError(`bridge: ${out.length} bytes do not fit its window`);
       this.data.set(out);
     }
+    this.ctrl[3] = out?.length ?? 0;
     Atomics.store(this.ctrl, 0, IDLE);
     this.port.postMessage(msg);
     Atomics.wait(this.ctrl, 0, IDLE);
