@@ -269,7 +269,7 @@ export class IdbBackend implements Backend {
       if (isQuotaError(e)) {
         throw withCause(new LayerboxError(`the browser's storage quota is full: IndexedDB refused to store ${what} (${bytes} bytes) in ${this.location}. ` +
           'The transaction was aborted and nothing of it was written. Free space (remove boxes or images, then gc, or clear other site data) ' +
-          'or ask the browser for persistent storage.'), e);
+          'or ask the browser for persistent storage.', { errno: Errno.DQUOT }), e);
       }
       if (e instanceof LayerboxError) throw e;
       throw withCause(new LayerboxError(`writing ${what} (${bytes} bytes) to ${this.location} failed: ${describe(e)}; nothing of it was written`), e);
