@@ -588,9 +588,13 @@ function journalError(what: string, location: string, e: unknown): LayerboxError
   return withCause(new LayerboxError(`${what} in ${location} failed: ${describe(e)}`, { errno: Errno.IO }), e);
 }
 
-/** Parts cut to segments of at most SEGMENT bytes, each a private copy (never a view into shared memory). */
+/** Parts cut to segments of at most SEGMENT bytes, each a buffer of its own (never a view into shared memory). The caller gives up the parts. */
 async function* segments(parts: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  for await (const p of parts) for (let at = 0; at < p.length; at += SEGMENT) yield p.slice(at, Math.min(p.length, at + SEGMENT));
+  for await (const p of parts) {
+    // A part that is a whole private buffer is stored as it is (no copy: a guest streams hundreds of MiB through here).
+    if (p.length <= SEGMENT && p.byteOffset === 0 && p.byteLength === p.buffer.byteLength && p.buffer instanceof ArrayBuffer) yield p;
+    else for (let at = 0; at < p.length; at += SEGMENT) yield p.slice(at, Math.min(p.length, at + SEGMENT));
+  }
 }
 
 /**
