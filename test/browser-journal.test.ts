@@ -182,6 +182,43 @@ describe('box journals in IndexedDB (Chromium)', () => {
     expect(seen).toEqual({ same: true, size: 300_000, lost: false, fsck: 0 });
   }, 120_000);
 
+  it("an ephemeral box spills to a scratch log in IndexedDB that is gone when the run ends; one a dead tab left is swept", async () => {
+    const r = await harness.browser().evaluate(async ({ stream }) => {
+      const lb = (window as unknown as HarnessWindow).layerbox;
+      const store = await lb.openStore('idb:scratch-test', { cacheBytes: 4 << 20 });
+      await store.importFiles([{ path: '/tmp' }], { tag: 'base' });
+      await store.backend.close();
+      /** The journal records in the database, read with IndexedDB itself. */
+      const raw = async (plant: boolean): Promise<number> => {
+        const db = await new Promise<IDBDatabase>((ok, no) => {
+          const q = indexedDB.open('layerbox:scratch-test');
+          q.onsuccess = () => ok(q.result);
+          q.onerror = () => no(q.error);
+        });
+        const tx = db.transaction(['journal', 'journalHeads'], 'readwrite');
+        if (plant) {
+          // What a tab killed mid-run leaves: a scratch log nobody holds.
+          tx.objectStore('journal').put(new Uint8Array(1000), ['\u0000scratch:dead', 0, 0]);
+          tx.objectStore('journalHeads').put({ gen: 0, size: 1000 }, '\u0000scratch:dead');
+        }
+        const a = tx.objectStore('journal').count();
+        const b = tx.objectStore('journalHeads').count();
+        await new Promise((ok) => (tx.oncomplete = ok));
+        db.close();
+        return a.result + b.result;
+      };
+      const planted = await raw(true);
+      const again = await lb.openStore('idb:scratch-test', { cacheBytes: 4 << 20 });
+      const box = await again.ephemeralBox('base');
+      const wasm = new Uint8Array(await (await fetch(stream)).arrayBuffer());
+      let said = '';
+      const res = await box.run(wasm, { args: ['stream', '/tmp/big.bin', '24'], stdout: (d) => void (said += new TextDecoder().decode(d)) });
+      await again.backend.close();
+      return { code: res.exitCode, said, planted, left: await raw(false) };
+    }, { stream: STREAM });
+    expect(r).toEqual({ code: 0, said: `written: ${24 * MiB}\n`, planted: 2, left: 0 });
+  }, 120_000);
+
   it('a guest writing 600 MiB without fsync in a worker keeps the renderer far below what it wrote', async () => {
     const b = harness.browser();
     // Well past the cache, so that what grows with the bytes written shows: the renderer's own memory (its

@@ -62,7 +62,8 @@ const PERSIST_WAIT_MS = 200;
 
 /** The part of the Web Locks `LockManager` used here (`navigator.locks` is one). */
 export interface LockManagerLike {
-  request<T>(name: string, options: { mode: 'exclusive' }, callback: () => Promise<T>): Promise<T>;
+  /** With `ifAvailable`, the callback gets null when another holds the lock. */
+  request<T>(name: string, options: { mode: 'exclusive'; ifAvailable?: boolean }, callback: (lock?: unknown) => Promise<T>): Promise<T>;
 }
 
 /** The part of `StorageManager` used here (`navigator.storage` is one). */
@@ -537,10 +538,39 @@ export class IdbBackend implements Backend {
   /** A box's journal for a page that serves a guest worker; `null`: a scratch log in IndexedDB, removed on close. */
   async openJournalAsync(box: string | null): Promise<AsyncJournalLog> {
     if (box === null) {
+      await this.sweepScratch().catch(noop); // a failed sweep leaves garbage, nothing worse
       const id = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
-      return new IdbJournal(this, `${SCRATCH}${id}`, { gen: 0, size: 0 }, true);
+      const name = `${SCRATCH}${id}`;
+      // Held while the log lives: a sweep in any tab leaves it alone.
+      let release = noop;
+      const locks = this.locks;
+      if (locks) await new Promise<void>((held) => void locks.request(this.scratchLock(name), { mode: 'exclusive' }, () => { held(); return new Promise<void>((r) => (release = r)); }));
+      return new IdbJournal(this, name, { gen: 0, size: 0 }, () => release());
     }
     return new IdbJournal(this, box, (await this.journalHead(box)) ?? { gen: 0, size: 0 });
+  }
+
+  private scratchLock(box: string): string {
+    return `${DB_PREFIX}${this.name}:${box}`;
+  }
+
+  /**
+   * Removes the scratch logs no live run holds (left by a tab that was
+   * closed or killed mid-run). Only where there are Web Locks to tell.
+   */
+  private async sweepScratch(): Promise<void> {
+    const locks = this.locks;
+    if (!locks) return;
+    const keys = await this.journalTx('a look for abandoned scratch logs', [JOURNAL, HEADS], 'readonly', false, (tx) => {
+      const segs = tx.objectStore(JOURNAL).getAllKeys(IDBKeyRange.bound([SCRATCH], [`${SCRATCH}\uffff`]));
+      const heads = tx.objectStore(HEADS).getAllKeys(IDBKeyRange.bound(SCRATCH, `${SCRATCH}\uffff`));
+      return () => [...segs.result, ...heads.result];
+    });
+    const boxes = new Set(keys.map((k) => (Array.isArray(k) ? k[0] : k)).filter((b): b is string => typeof b === 'string' && b.startsWith(SCRATCH)));
+    for (const box of boxes)
+      await locks.request(this.scratchLock(box), { mode: 'exclusive', ifAvailable: true }, async (lock) => {
+        if (lock !== null) await new IdbJournal(this, box, { gen: 0, size: 0 }).remove();
+      });
   }
 
   /** @internal One journal transaction; failures become errors carrying an errno (EDQUOT for the quota, else EIO). */
@@ -604,7 +634,8 @@ async function* segments(parts: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8
 class IdbJournal implements AsyncJournalLog, JournalSource {
   /** The last segment read: a guest reads its spilled chunks in order. */
   private last: { at: number; bytes: Uint8Array } | null = null;
-  constructor(private b: IdbBackend, readonly box: string, private head: JournalHead, private scratch = false) {}
+  /** `release`: for a scratch log, removed on close, then this is called. */
+  constructor(private b: IdbBackend, readonly box: string, private head: JournalHead, private release: (() => void) | null = null) {}
 
   get size(): number {
     return this.head.size;
@@ -707,7 +738,10 @@ class IdbJournal implements AsyncJournalLog, JournalSource {
 
   async close(): Promise<void> {
     this.last = null;
-    if (this.scratch) await this.remove();
+    const release = this.release;
+    if (!release) return;
+    this.release = null;
+    try { await this.remove(); } finally { release(); }
   }
 }
 
