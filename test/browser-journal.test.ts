@@ -154,7 +154,7 @@ describe('box journals in IndexedDB (Chromium)', () => {
     expect(healed.tags).toEqual(['base:filled', 'base:latest']);
   }, 240_000);
 
-  it("keeps what a guest's fsync made durable when the page is reloaded before the run ends", async () => {
+  it("keeps what a guest's fsync made durable when the page is reloaded before the run ends (and no other tab runs the box meanwhile)", async () => {
     const b = harness.browser();
     await b.evaluate(async ({ sync }) => {
       const w = window as unknown as HarnessWindow;
@@ -167,6 +167,26 @@ describe('box journals in IndexedDB (Chromium)', () => {
       void box.run(wasm, { args: ['sync', 'hold', '/kept.bin', String(300_000), '/lost.bin'], stdin: (async function* () { await new Promise(() => {}); })(), stdout: (d) => void (w.said += new TextDecoder().decode(d)) });
     }, { sync: SYNC });
     await b.page.waitForFunction(() => (window as unknown as HarnessWindow).said?.includes('synced'), undefined, { timeout: 60_000 });
+    // Meanwhile another tab cannot run the box: one run writes its journal.
+    const other = await b.context.newPage();
+    await other.goto(harness.server().url(HARNESS_PAGE), { waitUntil: 'load' });
+    await other.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+    const refused = await other.evaluate(async ({ sync }) => {
+      const lb = (window as unknown as HarnessWindow).layerbox;
+      const store = await lb.openStore('idb:synced-reload');
+      const box = await store.openBox('h');
+      const wasm = new Uint8Array(await (await fetch(sync)).arrayBuffer());
+      try {
+        await box.run(wasm, { args: ['sync', 'write', '/other.bin', '10'] });
+        return 'ran';
+      } catch (e) {
+        return (e as Error).message;
+      } finally {
+        await store.backend.close();
+      }
+    }, { sync: SYNC });
+    await other.close();
+    expect(refused).toMatch(/^box h is in use by another run/);
     await b.reload({ waitReady: true });
     const seen = await b.evaluate(async ({ gen }) => {
       const lb = (window as unknown as HarnessWindow).layerbox;

@@ -529,8 +529,13 @@ export class IdbBackend implements Backend {
     return { gen: h.gen!, size: h.size! };
   }
 
-  /** A box's journal as a checkpoint reads it; null when it has none. */
+  /**
+   * A box's journal as a checkpoint reads it; null when it has none, or when
+   * a run (in any tab) is writing it: that run folds it when it ends.
+   */
   async readJournal(box: string): Promise<JournalSource | null> {
+    const locks = this.locks;
+    if (locks && !(await locks.request(this.boxLock(box), { mode: 'exclusive', ifAvailable: true }, async (lock) => lock !== null))) return null;
     const head = await this.journalHead(box);
     return head ? new IdbJournal(this, box, head) : null;
   }
@@ -542,12 +547,36 @@ export class IdbBackend implements Backend {
       const id = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
       const name = `${SCRATCH}${id}`;
       // Held while the log lives: a sweep in any tab leaves it alone.
-      let release = noop;
-      const locks = this.locks;
-      if (locks) await new Promise<void>((held) => void locks.request(this.scratchLock(name), { mode: 'exclusive' }, () => { held(); return new Promise<void>((r) => (release = r)); }));
-      return new IdbJournal(this, name, { gen: 0, size: 0 }, () => release());
+      const release = await this.hold(this.scratchLock(name), null);
+      return new IdbJournal(this, name, { gen: 0, size: 0 }, { scratch: true, release });
     }
-    return new IdbJournal(this, box, (await this.journalHead(box)) ?? { gen: 0, size: 0 });
+    // One run writes a box's journal: another tab (or run in this one) gets a clear error until it ends.
+    const release = await this.hold(this.boxLock(box), `box ${box} is in use by another run (in this tab or another one)`);
+    try {
+      return new IdbJournal(this, box, (await this.journalHead(box)) ?? { gen: 0, size: 0 }, { release });
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** Takes a Web Lock until the returned function is called; with `busy`, fails with that message when another holds it. */
+  private hold(name: string, busy: string | null): Promise<() => void> {
+    const locks = this.locks;
+    if (!locks) return Promise.resolve(noop);
+    return new Promise((resolve, reject) => {
+      locks.request(name, busy === null ? { mode: 'exclusive' } : { mode: 'exclusive', ifAvailable: true }, (lock) => {
+        if (lock === null) {
+          reject(new LayerboxError(busy!, { code: 'BUSY' }));
+          return Promise.resolve();
+        }
+        return new Promise<void>((r) => resolve(() => r()));
+      }).catch(reject);
+    });
+  }
+
+  private boxLock(box: string): string {
+    return `${DB_PREFIX}${this.name}:box:${box}`;
   }
 
   private scratchLock(box: string): string {
@@ -634,8 +663,8 @@ async function* segments(parts: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8
 class IdbJournal implements AsyncJournalLog, JournalSource {
   /** The last segment read: a guest reads its spilled chunks in order. */
   private last: { at: number; bytes: Uint8Array } | null = null;
-  /** `release`: for a scratch log, removed on close, then this is called. */
-  constructor(private b: IdbBackend, readonly box: string, private head: JournalHead, private release: (() => void) | null = null) {}
+  /** `scratch`: removed on close; `release`: called on close (a lock held while it lives). */
+  constructor(private b: IdbBackend, readonly box: string, private head: JournalHead, private o: { scratch?: boolean; release?: () => void } = {}) {}
 
   get size(): number {
     return this.head.size;
@@ -738,10 +767,9 @@ class IdbJournal implements AsyncJournalLog, JournalSource {
 
   async close(): Promise<void> {
     this.last = null;
-    const release = this.release;
-    if (!release) return;
-    this.release = null;
-    try { await this.remove(); } finally { release(); }
+    const { scratch, release } = this.o;
+    this.o = {};
+    try { if (scratch) await this.remove(); } finally { release?.(); }
   }
 }
 
