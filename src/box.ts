@@ -1,6 +1,6 @@
 import { capMemory } from './wasm-limits.js';
 import type { Digest } from './digest.js';
-import { LayerboxError, describeErrno, errnoOf } from './errno.js';
+import { Errno, LayerboxError, describeErrno, errnoOf } from './errno.js';
 import { exportTar } from './archive.js';
 import type { ImageManifest } from './image.js';
 import { type LayerTable, chunksOf, decodeLayer } from './layer.js';
@@ -9,7 +9,7 @@ import { Overlay } from './overlay/overlay.js';
 import { upperToTable } from './overlay/snapshot.js';
 import { type LowerLayer, emptyUpper, mountUpper } from './overlay/tree.js';
 import { BoxJournal, type JournalHeader, MemoryJournalLog, journalApplies, replayTable, scanJournal } from './store/journal.js';
-import type { BoxRecord } from './store/backend.js';
+import type { BoxRecord, JournalSource } from './store/backend.js';
 import { type GuestIo, type Mount, type RunResult, guestFds, runModule } from './run.js';
 import { WasiHost } from './wasi/host.js';
 import type { Store } from './store/store.js';
@@ -45,9 +45,20 @@ export class Box {
     const manifest = await store.manifest(record.image);
     const lowers = await store.mountImage(manifest);
     // A store that cannot write synchronously (IndexedDB on a page) folds what a worker journaled first.
-    if (!store.backend.openJournal && store.backend.readJournal && (await store.backend.readJournal(name))?.size) record = await store.checkpoint(name, record);
+    let held: PageJournalLog | null = null;
+    const pending = !store.backend.openJournal && store.backend.readJournal ? await store.backend.readJournal(name) : null;
+    if (pending?.size) {
+      try {
+        record = await store.checkpoint(name, record);
+      } catch (e) {
+        const errno = errnoOf(e);
+        if (errno !== Errno.DQUOT && errno !== Errno.NOSPC) throw e;
+        // No room to fold it (a full quota): the box opens from the journal read into memory, and is folded once there is room.
+        held = await PageJournalLog.load(pending);
+      }
+    }
     const base = record.upper ? decodeLayer(await store.backend.getBlob(record.upper), `upper ${record.upper}`, 'upper') : null;
-    const log = store.backend.openJournal?.(name) ?? new MemoryJournalLog(false);
+    const log = store.backend.openJournal?.(name) ?? held ?? new PageJournalLog();
     const header = journalHeader(name, record);
     const scan = await scanJournal(log, (b) => store.digest(b));
     const table = journalApplies(scan, header) ? replayTable(base, scan.metas, store.chunkSize) : base;
@@ -167,8 +178,14 @@ export class Box {
    */
   async flush(): Promise<void> {
     if (this.name === null) return;
+    const page = this.journal?.source instanceof PageJournalLog ? this.journal.source : null;
     try {
-      this.overlay.sync();
+      if (page) page.flushing = true;
+      try {
+        this.overlay.sync();
+      } finally {
+        if (page) page.flushing = false;
+      }
       this.record = await this.store.checkpoint(this.name, this.record, this.journal?.source);
     } catch (e) {
       const errno = errnoOf(e);
@@ -185,7 +202,8 @@ export class Box {
   async readFile(path: string): Promise<Uint8Array> {
     const h = this.overlay.open(path);
     const node = h.node;
-    if (node.kind === 'file' && this.store.backend.preload) await this.store.backend.preload([...node.chunks.values()].filter((c): c is Digest => typeof c === 'string'));
+    // Chunks the store lacks are in the box's journal (read from it as the file is).
+    if (node.kind === 'file' && this.store.backend.preload) await this.store.backend.preload([...node.chunks.values()].filter((c): c is Digest => typeof c === 'string' && this.store.backend.hasBlob(c)));
     return h.read(0, h.size);
   }
 
@@ -270,6 +288,36 @@ export class Box {
     await this.flush();
     await this.store.forkBox(this.name, newName);
     return this.store.openBox(newName);
+  }
+}
+
+/**
+ * The log of a box on a store that cannot write synchronously (IndexedDB on
+ * a page): a guest's fsync there is refused (ENOTSUP: nothing is durable
+ * until a flush), while a flush's own sync goes in, since the flush stores it.
+ */
+class PageJournalLog extends MemoryJournalLog {
+  flushing = false;
+  constructor() {
+    super(false);
+  }
+  override append(bytes: Uint8Array, durable: boolean): void {
+    super.append(bytes, durable && !this.flushing);
+  }
+  /** The stored journal this one copies: it goes when this one is folded in (removed). */
+  private stored: JournalSource | null = null;
+  /** A copy of a stored journal, read a piece at a time. */
+  static async load(src: JournalSource): Promise<PageJournalLog> {
+    const log = new PageJournalLog();
+    for (let at = 0; at < src.size; at += 1 << 20) log.append(await src.read(at, Math.min(1 << 20, src.size - at)), false);
+    log.stored = src;
+    return log;
+  }
+  override remove(): void | Promise<void> {
+    super.remove();
+    const stored = this.stored;
+    this.stored = null;
+    return stored?.remove();
   }
 }
 

@@ -10,6 +10,15 @@
  *   version: 1, tags, boxes }` (the refs document, as in a directory store's
  *   refs.json).
  *
+ * - `journal`: [box, generation, offset] -> Uint8Array, a box's journal as
+ *   segments of at most 1 MiB, and `journalHeads`: box -> `{ gen, size }`,
+ *   which segments count. Added by a version upgrade that leaves the other
+ *   object stores as they are, so a store made before journals existed opens
+ *   (and older code still reads this one). An append writes its segments
+ *   past `size`, the last one in the same transaction as the new head: what
+ *   a failed or cut append left is never read and goes with the next append.
+ *   A replace writes a new generation and flips the head to it.
+ *
  * Simple reads and single-store writes go through `idb-keyval` helpers over
  * this backend's own connection; `commitBatch`, which spans both object
  * stores, uses a raw transaction. Every write is one IndexedDB transaction:
@@ -27,8 +36,8 @@
  */
 import { delMany, get, getMany, keys, set, setMany, type UseStore } from 'idb-keyval';
 import { type Digest, digestOf, isDigest, toHex } from '../../src/digest.js';
-import { LayerboxError } from '../../src/errno.js';
-import { type Backend, type BackendStats, type BlobProblem, type RefsDoc, Mutex, checkRefs, emptyRefs } from '../../src/store/backend.js';
+import { Errno, LayerboxError } from '../../src/errno.js';
+import { type AsyncJournalLog, type Backend, type BackendStats, type BlobProblem, type JournalSource, type RefsDoc, Mutex, checkRefs, emptyRefs } from '../../src/store/backend.js';
 
 const DB_PREFIX = 'layerbox:';
 const STORE_MAGIC = 'layerbox-idb';
@@ -36,6 +45,12 @@ const REFS_MAGIC = 'layerbox-refs';
 const FORMAT_VERSION = 1;
 const BLOBS = 'blobs';
 const META = 'meta';
+const JOURNAL = 'journal';
+const HEADS = 'journalHeads';
+/** Largest journal segment: bounded records, bounded reads. */
+const SEGMENT = 1 << 20;
+/** Scratch logs of ephemeral boxes are named so no box name can be one (box names have no NUL). */
+const SCRATCH = '\u0000scratch:';
 const STORE_KEY = 'store';
 const REFS_KEY = 'refs';
 /** Default size of the in-memory blob cache behind `readBlobSync`. */
@@ -47,12 +62,14 @@ const PERSIST_WAIT_MS = 200;
 
 /** The part of the Web Locks `LockManager` used here (`navigator.locks` is one). */
 export interface LockManagerLike {
-  request<T>(name: string, options: { mode: 'exclusive' }, callback: () => Promise<T>): Promise<T>;
+  /** With `ifAvailable`, the callback gets null when another holds the lock. */
+  request<T>(name: string, options: { mode: 'exclusive'; ifAvailable?: boolean }, callback: (lock?: unknown) => Promise<T>): Promise<T>;
 }
 
 /** The part of `StorageManager` used here (`navigator.storage` is one). */
 export interface StorageManagerLike {
   persist?(): Promise<boolean>;
+  estimate?(): Promise<{ usage?: number; quota?: number }>;
 }
 
 export interface IdbBackendOptions {
@@ -65,6 +82,8 @@ export interface IdbBackendOptions {
   /** Bytes of blobs kept in memory for `readBlobSync` (default 64 MiB). */
   cacheBytes?: number;
 }
+
+interface JournalHead { gen: number; size: number }
 
 type BlobIn = { digest: Digest; data: Uint8Array };
 
@@ -186,7 +205,9 @@ export class IdbBackend implements Backend {
   private blobStore: UseStore;
   private metaStore: UseStore;
 
-  constructor(readonly name: string, private db: IDBDatabase, digests: Iterable<Digest>, opts: Pick<IdbBackendOptions, 'locks' | 'cacheBytes'> = {}) {
+  private storage: StorageManagerLike | null;
+
+  constructor(readonly name: string, private db: IDBDatabase, digests: Iterable<Digest>, opts: Pick<IdbBackendOptions, 'locks' | 'cacheBytes' | 'storage'> = {}) {
     this.location = `indexeddb:${DB_PREFIX}${name}`;
     this.digests = new Set(digests);
     const cacheBytes = opts.cacheBytes ?? DEFAULT_CACHE_BYTES;
@@ -194,6 +215,7 @@ export class IdbBackend implements Backend {
     this.cache = new BlobCache(cacheBytes);
     const nav = (globalThis as { navigator?: { locks?: unknown } }).navigator;
     this.locks = opts.locks === undefined ? ((nav?.locks as LockManagerLike | undefined) ?? null) : opts.locks;
+    this.storage = opts.storage === undefined ? ((nav as { storage?: StorageManagerLike } | undefined)?.storage ?? null) : opts.storage;
     this.blobStore = this.useStore(BLOBS);
     this.metaStore = this.useStore(META);
     // Let another tab upgrade or delete the database instead of blocking it; this instance then refuses to work.
@@ -248,7 +270,7 @@ export class IdbBackend implements Backend {
       if (isQuotaError(e)) {
         throw withCause(new LayerboxError(`the browser's storage quota is full: IndexedDB refused to store ${what} (${bytes} bytes) in ${this.location}. ` +
           'The transaction was aborted and nothing of it was written. Free space (remove boxes or images, then gc, or clear other site data) ' +
-          'or ask the browser for persistent storage.'), e);
+          'or ask the browser for persistent storage.', { errno: Errno.DQUOT }), e);
       }
       if (e instanceof LayerboxError) throw e;
       throw withCause(new LayerboxError(`writing ${what} (${bytes} bytes) to ${this.location} failed: ${describe(e)}; nothing of it was written`), e);
@@ -493,10 +515,261 @@ export class IdbBackend implements Backend {
     return { blobs: list.length, bytes: list.reduce((n, b) => n + b.size, 0) };
   }
 
+  // ---- journals -------------------------------------------------------------------
+
+  private async journalHead(box: string): Promise<JournalHead | null> {
+    const v = await this.reading(`the journal head of box ${box}`, () => {
+      const tx = this.conn().transaction(HEADS, 'readonly');
+      const req = tx.objectStore(HEADS).get(box);
+      return txDone(tx).then(() => req.result as unknown);
+    });
+    if (v === undefined) return null;
+    const h = v as Partial<JournalHead> | null;
+    if (typeof h !== 'object' || h === null || !Number.isSafeInteger(h.gen) || !Number.isSafeInteger(h.size) || h.gen! < 0 || h.size! < 0) throw new LayerboxError(`the journal head of box ${box} in ${this.location} is corrupt`, { code: 'CORRUPT' });
+    return { gen: h.gen!, size: h.size! };
+  }
+
+  /**
+   * A box's journal as a checkpoint reads it; null when it has none, or when
+   * a run (in any tab) is writing it: that run folds it when it ends.
+   */
+  async readJournal(box: string): Promise<JournalSource | null> {
+    const locks = this.locks;
+    if (locks && !(await locks.request(this.boxLock(box), { mode: 'exclusive', ifAvailable: true }, async (lock) => lock !== null))) return null;
+    const head = await this.journalHead(box);
+    return head ? new IdbJournal(this, box, head) : null;
+  }
+
+  /** A box's journal for a page that serves a guest worker; `null`: a scratch log in IndexedDB, removed on close. */
+  async openJournalAsync(box: string | null): Promise<AsyncJournalLog> {
+    if (box === null) {
+      await this.sweepScratch().catch(noop); // a failed sweep leaves garbage, nothing worse
+      const id = Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, '0')).join('');
+      const name = `${SCRATCH}${id}`;
+      // Held while the log lives: a sweep in any tab leaves it alone.
+      const release = await this.hold(this.scratchLock(name), null);
+      return new IdbJournal(this, name, { gen: 0, size: 0 }, { scratch: true, release });
+    }
+    // One run writes a box's journal: another tab (or run in this one) gets a clear error until it ends.
+    const release = await this.hold(this.boxLock(box), `box ${box} is in use by another run (in this tab or another one)`);
+    try {
+      return new IdbJournal(this, box, (await this.journalHead(box)) ?? { gen: 0, size: 0 }, { release });
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** Takes a Web Lock until the returned function is called; with `busy`, fails with that message when another holds it. */
+  private hold(name: string, busy: string | null): Promise<() => void> {
+    const locks = this.locks;
+    if (!locks) return Promise.resolve(noop);
+    return new Promise((resolve, reject) => {
+      locks.request(name, busy === null ? { mode: 'exclusive' } : { mode: 'exclusive', ifAvailable: true }, (lock) => {
+        if (lock === null) {
+          reject(new LayerboxError(busy!, { code: 'BUSY' }));
+          return Promise.resolve();
+        }
+        return new Promise<void>((r) => resolve(() => r()));
+      }).catch(reject);
+    });
+  }
+
+  private boxLock(box: string): string {
+    return `${DB_PREFIX}${this.name}:box:${box}`;
+  }
+
+  private scratchLock(box: string): string {
+    return `${DB_PREFIX}${this.name}:${box}`;
+  }
+
+  /**
+   * Removes the scratch logs no live run holds (left by a tab that was
+   * closed or killed mid-run). Only where there are Web Locks to tell.
+   */
+  private async sweepScratch(): Promise<void> {
+    const locks = this.locks;
+    if (!locks) return;
+    const keys = await this.journalTx('a look for abandoned scratch logs', [JOURNAL, HEADS], 'readonly', false, (tx) => {
+      const segs = tx.objectStore(JOURNAL).getAllKeys(IDBKeyRange.bound([SCRATCH], [`${SCRATCH}\uffff`]));
+      const heads = tx.objectStore(HEADS).getAllKeys(IDBKeyRange.bound(SCRATCH, `${SCRATCH}\uffff`));
+      return () => [...segs.result, ...heads.result];
+    });
+    const boxes = new Set(keys.map((k) => (Array.isArray(k) ? k[0] : k)).filter((b): b is string => typeof b === 'string' && b.startsWith(SCRATCH)));
+    for (const box of boxes)
+      await locks.request(this.scratchLock(box), { mode: 'exclusive', ifAvailable: true }, async (lock) => {
+        if (lock !== null) await new IdbJournal(this, box, { gen: 0, size: 0 }).remove();
+      });
+  }
+
+  /** @internal One journal transaction; failures become errors carrying an errno (EDQUOT for the quota, else EIO). */
+  async journalTx<T>(what: string, stores: string[], mode: IDBTransactionMode, strict: boolean, fn: (tx: IDBTransaction) => () => T): Promise<T> {
+    let tx: IDBTransaction;
+    try {
+      tx = this.conn().transaction(stores, mode, { durability: strict ? 'strict' : 'relaxed' });
+    } catch (e) {
+      throw journalError(what, this.location, e);
+    }
+    const done = txDone(tx);
+    let result: () => T;
+    try { result = fn(tx); } catch (e) {
+      abortQuietly(tx);
+      done.catch(noop);
+      throw journalError(what, this.location, e);
+    }
+    try { await done; } catch (e) { throw journalError(what, this.location, e); }
+    return result();
+  }
+
+  /**
+   * @internal Refuses to let a journal grow past what a checkpoint can still
+   * fold: the checkpoint copies the journal's data into blobs before it
+   * removes the journal, so the origin's quota must keep room for it.
+   */
+  async journalRoom(box: string, size: number, adding: number): Promise<void> {
+    const est = await this.storage?.estimate?.().catch(() => undefined);
+    if (!est || typeof est.usage !== 'number' || typeof est.quota !== 'number') return;
+    if (est.usage + 2 * adding + size > est.quota)
+      throw new LayerboxError(`the browser's storage quota is full: ${this.location} keeps ${est.usage} of ${est.quota} bytes, and the journal of ${box.startsWith(SCRATCH) ? 'an ephemeral box' : `box ${box}`} ` +
+        `(${size} bytes) cannot take ${adding} more and still be folded into the store`, { errno: Errno.DQUOT });
+  }
+
   /** Closes the IndexedDB connection. Blobs already in the cache stay readable through `readBlobSync`. */
   async close(): Promise<void> {
     if (this.closedBecause === null) this.closedBecause = 'close() was called';
     this.db.close();
+  }
+}
+
+function journalError(what: string, location: string, e: unknown): LayerboxError {
+  if (e instanceof LayerboxError) return e;
+  if (isQuotaError(e)) return withCause(new LayerboxError(`the browser's storage quota is full: IndexedDB refused ${what} in ${location}`, { errno: Errno.DQUOT }), e);
+  return withCause(new LayerboxError(`${what} in ${location} failed: ${describe(e)}`, { errno: Errno.IO }), e);
+}
+
+/** Parts cut to segments of at most SEGMENT bytes, each a buffer of its own (never a view into shared memory). The caller gives up the parts. */
+async function* segments(parts: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const p of parts) {
+    // A part that is a whole private buffer is stored as it is (no copy: a guest streams hundreds of MiB through here).
+    if (p.length <= SEGMENT && p.byteOffset === 0 && p.byteLength === p.buffer.byteLength && p.buffer instanceof ArrayBuffer) yield p;
+    else for (let at = 0; at < p.length; at += SEGMENT) yield p.slice(at, Math.min(p.length, at + SEGMENT));
+  }
+}
+
+/**
+ * One box's journal in IndexedDB (see the file comment). Written by the one
+ * run that holds the box; `size` is what the head says.
+ */
+class IdbJournal implements AsyncJournalLog, JournalSource {
+  /** The last segment read: a guest reads its spilled chunks in order. */
+  private last: { at: number; bytes: Uint8Array } | null = null;
+  /** `scratch`: removed on close; `release`: called on close (a lock held while it lives). */
+  constructor(private b: IdbBackend, readonly box: string, private head: JournalHead, private o: { scratch?: boolean; release?: () => void } = {}) {}
+
+  get size(): number {
+    return this.head.size;
+  }
+
+  private key(offset: number, gen = this.head.gen): IDBValidKey {
+    return [this.box, gen, offset];
+  }
+
+  /** Every key of this box's journal, of every generation. */
+  private all(): IDBKeyRange {
+    return IDBKeyRange.bound([this.box], [this.box, []]);
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.head.size)
+      throw new LayerboxError(`journal of box ${this.box}: read past its end (${offset}+${length} of ${this.head.size})`);
+    const out = new Uint8Array(length);
+    let got = 0;
+    const take = (at: number, bytes: Uint8Array) => {
+      const from = offset + got - at;
+      const n = Math.min(bytes.length - from, length - got);
+      if (from < 0 || n <= 0) return false;
+      out.set(bytes.subarray(from, from + n), got);
+      got += n;
+      return true;
+    };
+    if (this.last && length) take(this.last.at, this.last.bytes);
+    while (got < length) {
+      const want = offset + got;
+      const seg = await this.b.journalTx(`a read of the journal of box ${this.box}`, [JOURNAL], 'readonly', false, (tx) => {
+        const req = tx.objectStore(JOURNAL).openCursor(IDBKeyRange.bound(this.key(0), this.key(want)), 'prev');
+        return () => (req.result ? { at: (req.result.key as [string, number, number])[2], value: req.result.value as unknown } : null);
+      });
+      const bytes = seg && asBytes(seg.value);
+      if (!seg || !bytes || !take(seg.at, bytes)) throw new LayerboxError(`journal of box ${this.box} in ${this.b.location} is damaged: no segment holds byte ${want}`, { code: 'CORRUPT', errno: Errno.IO });
+      this.last = { at: seg.at, bytes };
+    }
+    return out;
+  }
+
+  /** Writes the parts from `at` in generation `gen`: every segment but the last in a transaction of its own, the last with `commit` (the new head). */
+  private async write(parts: AsyncIterable<Uint8Array>, gen: number, at: number, clear: IDBKeyRange, what: string, commit: (tx: IDBTransaction, end: number) => void): Promise<number> {
+    let end = at;
+    let held: Uint8Array | null = null;
+    let first = true;
+    const put = (tx: IDBTransaction, seg: Uint8Array | null) => {
+      const store = tx.objectStore(JOURNAL);
+      if (first) store.delete(clear); // what a failed or cut write left there
+      first = false;
+      if (seg) store.put(seg, this.key(end, gen));
+    };
+    for await (const seg of segments(parts)) {
+      if (held) {
+        const h: Uint8Array = held;
+        await this.b.journalRoom(this.box, this.head.size + end - at, h.length);
+        await this.b.journalTx(what, [JOURNAL], 'readwrite', false, (tx) => { put(tx, h); return noop; });
+        end += h.length;
+      }
+      held = seg;
+    }
+    const h = held;
+    if (h) await this.b.journalRoom(this.box, this.head.size + end - at, h.length);
+    await this.b.journalTx(what, [JOURNAL, HEADS], 'readwrite', true, (tx) => {
+      put(tx, h);
+      commit(tx, end + (h?.length ?? 0));
+      return noop;
+    });
+    this.last = null;
+    return end + (h?.length ?? 0);
+  }
+
+  async append(parts: AsyncIterable<Uint8Array>, _durable: boolean): Promise<void> {
+    // Every append commits its head strictly: cheap next to a guest's own writes, and a spill then is durable as well.
+    const { gen, size } = this.head;
+    const end = await this.write(parts, gen, size, IDBKeyRange.bound(this.key(size), this.key(Infinity)), `an append to the journal of box ${this.box}`, (tx, end) => {
+      tx.objectStore(HEADS).put({ gen, size: end }, this.box);
+    });
+    this.head = { gen, size: end };
+  }
+
+  async replace(parts: AsyncIterable<Uint8Array>): Promise<void> {
+    const gen = this.head.gen + 1;
+    const end = await this.write(parts, gen, 0, IDBKeyRange.bound([this.box, gen], [this.box, []]), `a rewrite of the journal of box ${this.box}`, (tx, end) => {
+      tx.objectStore(JOURNAL).delete(IDBKeyRange.bound([this.box], [this.box, gen], false, true));
+      tx.objectStore(HEADS).put({ gen, size: end }, this.box);
+    });
+    this.head = { gen, size: end };
+  }
+
+  async remove(): Promise<void> {
+    await this.b.journalTx(`the removal of the journal of box ${this.box}`, [JOURNAL, HEADS], 'readwrite', true, (tx) => {
+      tx.objectStore(JOURNAL).delete(this.all());
+      tx.objectStore(HEADS).delete(this.box);
+      return noop;
+    });
+    this.head = { gen: 0, size: 0 };
+    this.last = null;
+  }
+
+  async close(): Promise<void> {
+    this.last = null;
+    const { scratch, release } = this.o;
+    this.o = {};
+    try { if (scratch) await this.remove(); } finally { release?.(); }
   }
 }
 
@@ -507,20 +780,38 @@ function checkStoreRecord(rec: unknown, location: string): void {
   if (r.version !== FORMAT_VERSION) throw new LayerboxError(`store ${location} has unknown format version ${JSON.stringify(r.version)} (this layerbox reads version ${FORMAT_VERSION})`);
 }
 
-/** Opens (creating if new) the database; a new one gets both object stores and the store record in its upgrade transaction. */
-function openDatabase(factory: IDBFactory, dbName: string): Promise<IDBDatabase> {
+/** Opens the database at `version` (undefined: as it is, creating it if new), adding every object store it lacks. */
+function openAt(factory: IDBFactory, dbName: string, version?: number): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
     let req: IDBOpenDBRequest;
-    try { req = factory.open(dbName); } catch (e) { reject(e); return; }
+    try { req = version === undefined ? factory.open(dbName) : factory.open(dbName, version); } catch (e) { reject(e); return; }
     req.onupgradeneeded = (ev) => {
-      if (ev.oldVersion !== 0) return; // only reached when creating: we open without a version
       const db = req.result;
-      db.createObjectStore(BLOBS);
-      db.createObjectStore(META).put({ magic: STORE_MAGIC, version: FORMAT_VERSION }, STORE_KEY);
+      if (ev.oldVersion === 0) {
+        db.createObjectStore(BLOBS);
+        db.createObjectStore(META).put({ magic: STORE_MAGIC, version: FORMAT_VERSION }, STORE_KEY);
+      }
+      if (!db.objectStoreNames.contains(JOURNAL)) db.createObjectStore(JOURNAL);
+      if (!db.objectStoreNames.contains(HEADS)) db.createObjectStore(HEADS);
     };
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
   });
+}
+
+/**
+ * Opens (creating if new) the database; a new one gets every object store
+ * and the store record in its upgrade transaction. A layerbox store made
+ * before journals existed is upgraded to the next version, which adds only
+ * the journal's object stores.
+ */
+async function openDatabase(factory: IDBFactory, dbName: string): Promise<IDBDatabase> {
+  const db = await openAt(factory, dbName);
+  const names = db.objectStoreNames;
+  if (!names.contains(BLOBS) || !names.contains(META) || (names.contains(JOURNAL) && names.contains(HEADS))) return db;
+  const next = db.version + 1;
+  db.close();
+  return openAt(factory, dbName, next);
 }
 
 /**
@@ -542,7 +833,7 @@ export async function openIdbBackend(name: string, opts: IdbBackendOptions = {})
   let digests: Digest[];
   try {
     const names = db.objectStoreNames;
-    if (!names.contains(BLOBS) || !names.contains(META)) throw new LayerboxError(`${location} is not a layerbox store (it lacks the object stores ${BLOBS} and ${META})`);
+    if (!names.contains(BLOBS) || !names.contains(META) || !names.contains(JOURNAL) || !names.contains(HEADS)) throw new LayerboxError(`${location} is not a layerbox store (it lacks the object stores ${BLOBS}, ${META}, ${JOURNAL} and ${HEADS})`);
     const tx = db.transaction([BLOBS, META], 'readonly');
     const done = txDone(tx);
     const rec = tx.objectStore(META).get(STORE_KEY);
@@ -555,8 +846,8 @@ export async function openIdbBackend(name: string, opts: IdbBackendOptions = {})
     if (e instanceof LayerboxError) throw e;
     throw withCause(new LayerboxError(`cannot open ${location}: ${describe(e)}`), e);
   }
-  const backend = new IdbBackend(name, db, digests, opts);
   const storage = opts.storage === undefined ? (globalThis as { navigator?: { storage?: StorageManagerLike } }).navigator?.storage : opts.storage;
+  const backend = new IdbBackend(name, db, digests, { ...opts, storage: storage ?? null });
   if (storage && typeof storage.persist === 'function') {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {

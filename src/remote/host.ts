@@ -1,12 +1,11 @@
 import type { Box } from '../box.js';
-import { LayerboxError } from '../errno.js';
-import { MemoryJournalLog } from '../store/journal.js';
+import { LayerboxError, describeErrno, errnoOf } from '../errno.js';
 import type { RunResult } from '../run.js';
 import type { Store } from '../store/store.js';
 import { concatBytes, utf8 } from '../text.js';
-import { BlobServer, createBridgeBuffer } from './bridge.js';
+import { BlobServer, JournalServer, createBridgeBuffer } from './bridge.js';
 import { createStdinBuffer, stdinPusher } from './stdin.js';
-import type { GuestMessage, Snapshot, StartMessage } from './protocol.js';
+import type { GuestMessage, StartMessage, SyncFailure } from './protocol.js';
 
 /** A worker as the store side sees it (browser Worker or worker_threads, adapted). */
 export interface GuestWorker {
@@ -33,20 +32,34 @@ export const TIMEOUT_EXIT = 124;
 /**
  * Runs a program on `box` in a worker: the worker reads blobs through a
  * shared-memory bridge served from this side's store, streams its output
- * here, and sends its changes back, which are written to the store (on
- * fd_sync and at exit). A timeout terminates the worker; the box then keeps
- * what was last persisted.
+ * here, and writes its box's journal through the same bridge into this
+ * side's storage (durably on fd_sync). At exit the journal is folded into
+ * the store. A timeout terminates the worker; the box then keeps what was
+ * synced (folded when the box is next opened). A final sync or fold that
+ * fails makes the run fail with one error naming the box and the cause.
  */
 export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebAssembly.Module, o: RemoteRunOptions, worker: GuestWorker): Promise<RunResult & { timedOut: boolean; bytesServed: number }> {
   const sab = createBridgeBuffer();
   const server = new BlobServer(sab, store.backend);
+  const journals = new JournalServer(sab, store.backend, box.name);
   const out: Uint8Array[] = [];
   const err: Uint8Array[] = [];
-  const persist = async (s: Snapshot) => {
+  const expect = box.state;
+  /** What the guest synced goes into the store; a failed last sync is the run's failure, after what was synced is kept. */
+  const persist = async (failed: SyncFailure | undefined) => {
+    await journals.closeAll();
     if (box.name === null) return;
-    const log = new MemoryJournalLog();
-    log.append(s.journal, false);
-    await store.checkpoint(box.name, s.expect, log);
+    try {
+      await store.checkpoint(box.name, expect);
+    } catch (e) {
+      const errno = errnoOf(e);
+      if (errno === undefined) throw e;
+      throw new LayerboxError(`box ${box.name}: its changes could not be stored: ${describeErrno(errno)} (it keeps what the guest synced; it is folded in when the box is next opened)`, { errno, cause: e });
+    }
+    if (failed) {
+      const why = failed.errno !== undefined ? describeErrno(failed.errno) : failed.message;
+      throw new LayerboxError(`box ${box.name}: its last changes could not be stored: ${why} (it keeps what the guest synced)`, failed.errno !== undefined ? { errno: failed.errno } : {});
+    }
   };
   let feed: ((max: number) => Promise<void>) | null = null;
   return new Promise((resolve, reject) => {
@@ -56,7 +69,8 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
       done = true;
       clearTimeout(timer);
       worker.terminate();
-      f();
+      // Writes cut short by the end are dropped; scratch logs go.
+      void journals.closeAll().finally(f);
     };
     const result = (exitCode: number, timedOut: boolean, trap?: string) => ({ exitCode, trap, timedOut, stdout: concatBytes(out), stderr: concatBytes(err), bytesServed: server.served });
     const timer = o.timeoutMs
@@ -73,6 +87,9 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
         case 'read':
           void server.answer(m);
           break;
+        case 'journal':
+          void journals.answer(m);
+          break;
         case 'stdin':
           void feed?.(m.max);
           break;
@@ -83,7 +100,7 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
           break;
         }
         case 'exit':
-          (m.snapshot ? persist(m.snapshot) : Promise.resolve()).then(
+          persist(m.syncFailed).then(
             () => finish(() => resolve(result(m.code, false, m.trap))),
             (e) => finish(() => reject(e)),
           );
@@ -97,6 +114,6 @@ export function runInGuestWorker(store: Store, box: Box, wasm: Uint8Array | WebA
     const stdinSab = streamed ? createStdinBuffer() : undefined;
     feed = stdinSab ? stdinPusher(stdinSab, o.stdin as AsyncIterable<Uint8Array>) : null;
     const stdin = typeof o.stdin === 'string' ? utf8(o.stdin) : o.stdin instanceof Uint8Array ? o.stdin : new Uint8Array();
-    worker.postMessage({ t: 'start', sab, stdinSab, name: box.name, record: box.state, chunkSize: store.chunkSize, wasm, args: o.args ?? ['main'], env: o.env ?? [], stdin, tty: o.tty });
+    worker.postMessage({ t: 'start', sab, stdinSab, name: box.name, record: box.state, chunkSize: store.chunkSize, cacheBytes: store.cacheBytes, journalCompactBytes: store.journalCompactBytes, wasm, args: o.args ?? ['main'], env: o.env ?? [], stdin, tty: o.tty });
   });
 }

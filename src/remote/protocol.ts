@@ -1,5 +1,6 @@
 import type { Digest } from '../digest.js';
 import type { BoxRecord } from '../store/backend.js';
+import type { JournalRequest } from './bridge.js';
 
 /** What a guest worker needs to mount its box and run one program. */
 export interface StartMessage {
@@ -9,6 +10,9 @@ export interface StartMessage {
   name: string | null;
   record: BoxRecord;
   chunkSize: number;
+  /** The store's cache of written data (bytes past it spill to the journal) and its journal compaction threshold. */
+  cacheBytes: number;
+  journalCompactBytes?: number;
   wasm: Uint8Array | WebAssembly.Module;
   args: string[];
   env: string[];
@@ -18,15 +22,16 @@ export interface StartMessage {
   tty?: { stdin?: boolean; stdout?: boolean; stderr?: boolean };
 }
 
-/** A box's journal as the guest worker leaves it: the store's side folds it in (Store.checkpoint). */
-export interface Snapshot {
-  expect: BoxRecord;
-  journal: Uint8Array;
+/** Why the guest's last changes could not be made durable at exit (the box keeps what was synced). */
+export interface SyncFailure {
+  message: string;
+  errno?: number;
 }
 
 export type GuestMessage =
   | { t: 'read'; digest: Digest; offset: number }
   | { t: 'out'; fd: 1 | 2; data: Uint8Array }
   | { t: 'stdin'; max: number }
-  | { t: 'exit'; code: number; trap?: string; snapshot: Snapshot | null }
+  | JournalRequest
+  | { t: 'exit'; code: number; trap?: string; syncFailed?: SyncFailure }
   | { t: 'error'; message: string };

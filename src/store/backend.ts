@@ -85,6 +85,12 @@ export interface Backend {
   /** Backends that cannot read synchronously (IndexedDB, HTTP) load blobs here so `readBlobSync` can serve them. */
   preload?(digests: Digest[]): Promise<void>;
   /**
+   * A box's journal with asynchronous I/O (`null`: a scratch log, removed on
+   * close): what a page serves a guest worker's synchronous log from (see
+   * remote/bridge.ts), on hosts whose storage is asynchronous (IndexedDB).
+   */
+  openJournalAsync?(box: string | null): Promise<AsyncJournalLog>;
+  /**
    * A box's journal for the process that runs it, with synchronous I/O (the
    * guest is synchronous); `null`: a scratch log for an ephemeral box, gone
    * on close. Absent where the host cannot write synchronously (IndexedDB
@@ -135,6 +141,22 @@ export interface JournalLog extends JournalSource {
   replace(parts: Iterable<Uint8Array>): void;
   remove(): void;
   close(): void;
+}
+
+/**
+ * A box's journal as `JournalLog` says, with asynchronous I/O. Appended and
+ * replacing bytes come as parts pulled one at a time (each may be produced
+ * while the one before is stored), so a large append needs no buffer of its size.
+ */
+export interface AsyncJournalLog {
+  readonly size: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Appends the parts as one: on failure (an error carrying its errno) nothing of them counts and `size` keeps its value. */
+  append(parts: AsyncIterable<Uint8Array>, durable: boolean): Promise<void>;
+  /** Atomically and durably replaces the whole log with the parts. */
+  replace(parts: AsyncIterable<Uint8Array>): Promise<void>;
+  remove(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export function emptyRefs(): RefsDoc {

@@ -1,5 +1,5 @@
 import type { Digest } from '../digest.js';
-import type { Backend, BackendStats, BlobProblem, RefsDoc } from './backend.js';
+import type { AsyncJournalLog, Backend, BackendStats, BlobProblem, JournalLog, JournalSource, RefsDoc } from './backend.js';
 
 /**
  * A writable store with a read-only one behind it (e.g. IndexedDB over an
@@ -12,7 +12,14 @@ export class FallbackBackend implements Backend {
   constructor(readonly local: Backend, readonly remote: Backend) {
     this.kind = `${local.kind}+${remote.kind}`;
     this.location = `${local.location} over ${remote.location}`;
+    // Journals are the local store's, with the same abilities (a box on a page checkpoints first where there is no synchronous one).
+    if (local.openJournal) this.openJournal = (box) => local.openJournal!(box);
+    if (local.readJournal) this.readJournal = (box) => local.readJournal!(box);
+    if (local.openJournalAsync) this.openJournalAsync = (box) => local.openJournalAsync!(box);
   }
+  openJournal?: (box: string | null) => JournalLog;
+  readJournal?: (box: string) => Promise<JournalSource | null>;
+  openJournalAsync?: (box: string | null) => Promise<AsyncJournalLog>;
   lock<T>(fn: () => Promise<T>): Promise<T> {
     return this.local.lock(fn);
   }

@@ -1,6 +1,6 @@
 import { digestOf, type Digest, type Hasher, defaultHasher } from '../digest.js';
 import { LayerboxError } from '../errno.js';
-import { type Backend, type BackendStats, type BlobProblem, type JournalLog, type JournalSource, type RefsDoc, emptyRefs, Mutex } from './backend.js';
+import { type Backend, type BackendStats, type BlobProblem, type AsyncJournalLog, type JournalLog, type JournalSource, type RefsDoc, emptyRefs, Mutex } from './backend.js';
 import { MemoryJournalLog } from './journal.js';
 
 /** Blobs and refs in memory: tests and ephemeral runs. */
@@ -61,8 +61,38 @@ export class MemoryBackend implements Backend {
     if (!j) this.journals.set(box, (j = new MemoryJournalLog()));
     return j;
   }
+  /** The same logs, for a page that serves a guest worker (parts are gathered first: an append lands whole or not at all). */
+  async openJournalAsync(box: string | null): Promise<AsyncJournalLog> {
+    const log = this.openJournal(box);
+    const gather = async (parts: AsyncIterable<Uint8Array>) => {
+      const all: Uint8Array[] = [];
+      for await (const p of parts) all.push(p.slice());
+      return all;
+    };
+    return {
+      get size() { return log.size; },
+      read: async (offset, length) => log.read(offset, length),
+      append: async (parts, durable) => {
+        const all = await gather(parts);
+        log.append(all.length === 1 ? all[0]! : concatParts(all), durable);
+      },
+      replace: async (parts) => log.replace(await gather(parts)),
+      remove: async () => log.remove(),
+      close: async () => log.close(),
+    };
+  }
   async readJournal(box: string): Promise<JournalSource | null> {
     const j = this.journals.get(box);
     return j?.size ? j : null;
   }
+}
+
+function concatParts(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
