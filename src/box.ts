@@ -105,11 +105,6 @@ export class Box {
     this.journal?.close();
   }
 
-  /** @internal The bytes of the box's journal (a guest worker hands them to the store's side at exit). */
-  journalBytes(): Uint8Array | null {
-    const src = this.journal?.source;
-    return src && src.size ? (src.read(0, src.size) as Uint8Array) : null;
-  }
 
   /**
    * Runs a WASI command with this box as `/`. Its environment is the image's
