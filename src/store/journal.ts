@@ -199,20 +199,7 @@ export class BoxJournal implements OverlayJournal {
     const orphans = new Map<FileNode, Set<number>>();
     for (const [f, keys] of ov.changes.keys) if (f.nlink <= 0) orphans.set(f, keys);
     const items = this.dirtyChunks(ov, orphans);
-    const planned = new Map<FileNode, Map<number, Digest | null>>();
-    for (const it of items) {
-      let m = planned.get(it.f);
-      if (!m) planned.set(it.f, (m = new Map()));
-      m.set(it.k, it.digest);
-    }
-    const chunkOf = (f: FileNode, k: number): Digest | null => {
-      const p = planned.get(f)?.get(k);
-      if (p !== undefined) return p;
-      const c = f.chunks.get(k);
-      if (c === undefined) return null;
-      if (c instanceof Uint8Array) return isZero(c) ? null : this.o.digest(c);
-      return c;
-    };
+    const chunkOf = this.chunkOf(items);
     const doc: MetaDoc = { r: root, n: ov.upper.nextIno, N: [], E: [] };
     const emitted: Array<DirNode | Leaf> = [];
     for (const n of ov.changes.nodes) {
@@ -259,6 +246,24 @@ export class BoxJournal implements OverlayJournal {
       else out.push(f);
     }
     return out;
+  }
+
+  /** What a record says chunk k of a file holds once `items` are stored: their digests, else the file's own (null: a hole). */
+  private chunkOf(items: ReadonlyArray<{ f: FileNode; k: number; digest: Digest | null }>): (f: FileNode, k: number) => Digest | null {
+    const planned = new Map<FileNode, Map<number, Digest | null>>();
+    for (const it of items) {
+      let m = planned.get(it.f);
+      if (!m) planned.set(it.f, (m = new Map()));
+      m.set(it.k, it.digest);
+    }
+    return (f, k) => {
+      const p = planned.get(f)?.get(k);
+      if (p !== undefined) return p;
+      const c = f.chunks.get(k);
+      if (c === undefined) return null;
+      if (c instanceof Uint8Array) return isZero(c) ? null : this.o.digest(c);
+      return c;
+    };
   }
 
   /** Written chunks still in memory, hashed; zero chunks become holes (they are not stored). */
@@ -376,18 +381,7 @@ export class BoxJournal implements OverlayJournal {
         }
       }
     if (this.end < Math.max(this.compactMin, 2 * liveBytes)) return;
-    const planned = new Map<FileNode, Map<number, Digest | null>>();
-    for (const it of items) {
-      let m = planned.get(it.f);
-      if (!m) planned.set(it.f, (m = new Map()));
-      m.set(it.k, it.digest);
-    }
-    const chunkOf = (f: FileNode, k: number): Digest | null => {
-      const p = planned.get(f)?.get(k);
-      if (p !== undefined) return p;
-      const c = f.chunks.get(k);
-      return c === undefined || c instanceof Uint8Array ? null : c;
-    };
+    const chunkOf = this.chunkOf(items);
     const doc: MetaDoc = { r: root?.ino ?? null, n: ov.upper.nextIno, full: 1, N: nodes.map((n) => nodeRec(n, true, null, chunkOf)), E: edges };
     // Orphans are not in the state but keep their chunks (they are read until closed).
     const salt = this.o.random(8);

@@ -10,21 +10,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Box, type NodeStore, openStore } from '../../runtime/node/index.js';
+import { guestBytes } from './guest-bytes.js';
 
 const SYNC = new Uint8Array(readFileSync(resolve('test/durability/guests/build/sync.wasm')));
 /** WASI's ENOSPC. */
 const WASI_ENOSPC = 51;
 
-/** What the guest writes (its generator, restarted by each run). */
-function stream(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = 12345;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = (x >>> 16) & 0xff;
-  }
-  return b;
-}
+const stream = guestBytes;
 
 /** A host error as Node's fs gives it for a full disk. */
 function enospc(what: string): Error {

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../runtime/node/index.js';
 import { cli } from '../attack/cli-run.js';
+import { guestBytes } from './guest-bytes.js';
 
 const CLI = resolve('dist/cli.js');
 const SYNC = resolve('test/durability/guests/build/sync.wasm');
@@ -17,16 +18,7 @@ const SCRIPT = resolve('test/durability/run-guest.mjs');
 const KEPT = 200_000; // more than one chunk, not a whole number of them
 const LOST = 4096;
 
-/** What the guest writes: one generator stream, first the synced file, then the unsynced one. */
-function stream(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = 12345;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = (x >>> 16) & 0xff;
-  }
-  return b;
-}
+const stream = guestBytes;
 const all = stream(KEPT + LOST);
 const kept = all.subarray(0, KEPT);
 const lost = all.subarray(KEPT);

@@ -10,6 +10,7 @@ import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, mkdtempSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { guestBytes } from './guest-bytes.js';
 
 const CLI = resolve('dist/cli.js');
 const SYNC = resolve('test/durability/guests/build/sync.wasm');
@@ -50,16 +51,7 @@ async function tags(): Promise<string[]> {
   return images.flatMap((i) => i.tags ?? (i.tag ? [i.tag] : i.name ? [i.name] : []));
 }
 
-/** What the guest writes: its generator's stream. */
-function stream(n: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = 12345;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    b[i] = (x >>> 16) & 0xff;
-  }
-  return b;
-}
+const stream = guestBytes;
 
 /** Leaves `free` bytes free on the disk: a filler file takes all the rest. */
 function fill(free: number): void {
