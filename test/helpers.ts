@@ -1,4 +1,5 @@
 import { FsError, memoryStore, type Store } from '../src/index.js';
+import { closeSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -32,5 +33,26 @@ export function code(f: () => unknown): string {
   } catch (e) {
     if (e instanceof FsError) return e.code;
     throw e;
+  }
+}
+
+/** Fills a (small, test-mounted) disk through `filler` until `free` bytes are left. */
+export function fillDisk(filler: string, free: number): void {
+  const fd = openSync(filler, 'w');
+  try {
+    for (const size of [1 << 20, 4096, 1]) {
+      const buf = Buffer.alloc(size, 0x5a);
+      for (;;) {
+        try {
+          writeSync(fd, buf);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+          break;
+        }
+      }
+    }
+    ftruncateSync(fd, Math.max(0, fstatSync(fd).size - free));
+  } finally {
+    closeSync(fd);
   }
 }

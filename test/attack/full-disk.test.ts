@@ -8,7 +8,8 @@
 // under the store against the same free space.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { fillDisk } from '../helpers.js';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,23 +52,7 @@ function fill(free: number): void {
     return;
   }
   const filler = join(disk, 'filler');
-  const fd = openSync(filler, 'w');
-  try {
-    for (const size of [1 << 20, 4096, 1]) {
-      const buf = Buffer.alloc(size, 0x5a);
-      for (;;) {
-        try {
-          writeSync(fd, buf);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-          break;
-        }
-      }
-    }
-    ftruncateSync(fd, Math.max(0, fstatSync(fd).size - free));
-  } finally {
-    closeSync(fd);
-  }
+  fillDisk(filler, free);
 }
 
 function unfill(): void {

@@ -6,7 +6,8 @@
 // commit that either works or tags nothing); once space is freed the box
 // runs, flushes and commits, and holds at least every byte that was synced.
 import { execFile, execFileSync } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { fillDisk } from '../helpers.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,23 +56,7 @@ const stream = guestBytes;
 
 /** Leaves `free` bytes free on the disk: a filler file takes all the rest. */
 function fill(free: number): void {
-  const fd = openSync(join(disk, 'filler'), 'w');
-  try {
-    for (const size of [1 << 20, 4096, 1]) {
-      const buf = Buffer.alloc(size, 0x5a);
-      for (;;) {
-        try {
-          writeSync(fd, buf);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-          break;
-        }
-      }
-    }
-    ftruncateSync(fd, Math.max(0, fstatSync(fd).size - free));
-  } finally {
-    closeSync(fd);
-  }
+  fillDisk(join(disk, 'filler'), free);
 }
 
 beforeAll(async () => {
