@@ -5,7 +5,7 @@ import { type DirNode, type FileNode, type Leaf, type Meta, UPPER, WHITEOUT, new
 import { upperToTable } from '../overlay/snapshot.js';
 import { type UpperState, mountUpper } from '../overlay/tree.js';
 import { checkName } from '../path.js';
-import { fromUtf8, utf8 } from '../text.js';
+import { concatBytes, fromUtf8, utf8 } from '../text.js';
 import type { JournalSource } from './backend.js';
 
 /*
@@ -73,17 +73,8 @@ const u32 = (v: number): Uint8Array => {
 };
 const getU32 = (b: Uint8Array, at: number): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(at, true);
 
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** Joins byte arrays (the project's one helper). */
+export const concat = concatBytes;
 
 export function encodeHeader(h: JournalHeader, salt: Uint8Array): Uint8Array {
   const json = utf8(JSON.stringify(h));
