@@ -86,8 +86,10 @@ export class Box {
   private makeOverlay(upper: ReturnType<typeof emptyUpper>): Overlay {
     const o = this.store.overlayOptions();
     const j = this.journal;
-    const read = o.readChunk;
-    const ov = new Overlay(this.lowers, upper, { ...o, readChunk: j ? (d) => j.readChunk(d) ?? read(d) : read, journal: j ?? undefined, limits: this.record.limits });
+    const read = o.readChunk, into = o.readChunksInto;
+    // A run of chunks with any in the journal is read chunk by chunk (journal first): the store does not have them.
+    const readChunksInto = j && into ? (run: Digest[], lengths: number[], dest: Uint8Array, from: number) => !run.some((d) => j.has(d)) && into(run, lengths, dest, from) : into;
+    const ov = new Overlay(this.lowers, upper, { ...o, readChunk: j ? (d) => j.readChunk(d) ?? read(d) : read, readChunksInto, journal: j ?? undefined, limits: this.record.limits });
     j?.attach(ov);
     return ov;
   }

@@ -2,7 +2,7 @@ import { open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type LayerboxCode, codeOfHostError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInWorker, shortDigest } from '../node/index.js';
+import { FsError, LayerboxError, type LayerboxCode, codeOfHostError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInProcess, runInWorker, shortDigest, type WorkerRequest } from '../node/index.js';
 import { startPlaygroundServer } from '../node/playground-server.js';
 import { Progress } from './progress.js';
 
@@ -259,10 +259,11 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   if (v.box) await store.boxRecord(v.box as string);
   else await store.resolveImage(v.image as string);
   const name = (bp ? bp[1] : program).split('/').pop()!;
-  const work = () => runInWorker(
-    { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit', maxMemoryBytes, cacheBytes },
-    { timeoutMs: timeout === undefined ? undefined : timeout * 1000, onStderr: (b) => process.stderr.write(b) },
-  );
+  const req: WorkerRequest = { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit', maxMemoryBytes, cacheBytes };
+  // With nothing to stop it, the guest runs on this thread: no worker to start. A timeout needs a worker it can terminate.
+  const work = () => timeout === undefined
+    ? runInProcess(req, cacheBytes === undefined ? store : undefined)
+    : runInWorker(req, { timeoutMs: timeout * 1000, onStderr: (b) => process.stderr.write(b) });
   // A box being run is held: another process changing it meanwhile gets a clear error.
   const r = v.box ? await store.withBox(v.box as string, work) : await work();
   process.exitCode = r.exitCode;

@@ -16,6 +16,7 @@ export { DirBackend, openDirBackend } from './dir-backend.js';
 export { HostFs } from './host-fs.js';
 export { stderrHostErrors } from './host-error.js';
 export { runInWorker, TIMEOUT_EXIT, type WorkerRequest } from './run.js';
+export { runInProcess } from './run-here.js';
 
 /** A store with the Node host's imports. */
 export class NodeStore extends Store {

@@ -1,94 +1,18 @@
 // Worker-thread entry: opens the store itself, runs one guest against a box,
 // flushes the box, reports the exit code. The parent can terminate it at any
 // moment (timeout) without harming its own state.
-import * as fs from 'node:fs';
-import { isatty } from 'node:tty';
 import { parentPort, workerData } from 'node:worker_threads';
-import { LayerboxError, type Mount, capMemory, errnoOf, runModule } from '../../src/index.js';
-import { stderrHostErrors } from './host-error.js';
-import { HostFs } from './host-fs.js';
+import { LayerboxError, errnoOf } from '../../src/index.js';
+import { runGuest } from './guest.js';
 import { openStore } from './index.js';
 import type { WorkerRequest, WorkerMessage } from './run.js';
 
 const req = workerData as WorkerRequest;
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
-/** Something to block on for a moment (a full stdout pipe). */
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
-function stdinSource(): (max: number) => Uint8Array | null {
-  if (req.stdin !== 'inherit') {
-    const bytes = req.stdin ?? new Uint8Array();
-    let pos = 0;
-    return (max) => {
-      if (pos >= bytes.length) return null;
-      const out = bytes.subarray(pos, pos + max);
-      pos += out.length;
-      return out;
-    };
-  }
-  const wait = new Int32Array(new SharedArrayBuffer(4));
-  return (max) => {
-    const buf = Buffer.alloc(Math.max(1, Math.min(max, 65536)));
-    for (;;) {
-      try {
-        const n = fs.readSync(0, buf, 0, buf.length, null);
-        return n ? new Uint8Array(buf.buffer, buf.byteOffset, n) : null;
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN') Atomics.wait(wait, 0, 0, 10);
-        else if (code === 'EOF') return null;
-        else throw e;
-      }
-    }
-  };
-}
 
 async function main(): Promise<void> {
   const store = await openStore(req.store, { cacheBytes: req.cacheBytes });
-  const box = req.box ? await store.openBox(req.box) : await store.ephemeralBox(req.image!);
-  let wasm: Uint8Array;
-  if (typeof req.program === 'string') {
-    const m = /^([A-Za-z0-9][A-Za-z0-9._-]*):(\/.*)$/.exec(req.program);
-    wasm = m ? (m[1] === req.box ? box : await store.openBox(m[1]!)).fs.readFile(m[2]!) : new Uint8Array(fs.readFileSync(req.program));
-  } else wasm = req.program;
-  if (req.maxMemoryBytes !== undefined) wasm = capMemory(wasm, req.maxMemoryBytes);
-  const module = await WebAssembly.compile(wasm);
-  const write = (fd: number, which: 'stdout' | 'stderr') => (b: Uint8Array) => {
-    if (req.stdio === 'inherit') {
-      // The process's stdout may be a non-blocking pipe: a full one is waited out, never an error for the guest.
-      for (let n = 0; n < b.length;) {
-        try {
-          n += fs.writeSync(fd, b, n, b.length - n);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-          Atomics.wait(pause, 0, 0, 1);
-        }
-      }
-    } else post({ kind: which, data: b.slice() });
-  };
-  const hostMounts = req.dirs.map((d) => ({ guest: d.guest, fs: new HostFs(d.host, d.fd) }));
-  const mounts: Mount[] = [{ guest: '/', fs: box.fs }, ...hostMounts];
-  let r: ReturnType<typeof runModule>;
-  try {
-    r = runModule(module, mounts, {
-      onHostError: req.stdio === 'inherit' ? stderrHostErrors() : undefined,
-      args: req.args,
-      env: [...box.config.env, ...req.env],
-      stdin: stdinSource(),
-      stdout: write(1, 'stdout'),
-      stderr: write(2, 'stderr'),
-      tty: req.stdio === 'inherit' ? { stdin: req.stdin === 'inherit' && isatty(0), stdout: isatty(1), stderr: isatty(2) } : undefined,
-      trace: process.env.LAYERBOX_TRACE ? (name, args, result) => fs.writeSync(2, `[wasi] ${name}(${args.map(String).join(', ')}) = ${result}\n`) : undefined,
-    });
-  } finally {
-    // Files the guest left open in a host mount (worker threads share the process's descriptors).
-    for (const m of hostMounts) m.fs.close();
-  }
-  try {
-    await box.flush();
-  } finally {
-    box.close();
-  }
+  const r = await runGuest(req, store, (kind, data) => post({ kind, data }));
   await store.backend.close();
   post({ kind: 'exit', exitCode: r.exitCode, trap: r.trap });
 }

@@ -104,6 +104,11 @@ export class BoxJournal implements OverlayJournal {
     return this.log.read(at.offset, at.length);
   }
 
+  /** Whether this journal keeps chunk `d`. */
+  has(d: Digest): boolean {
+    return this.recent.has(d) || this.index.has(d);
+  }
+
   /** Chunks just synced, kept for the reads that usually follow (a database rereads the pages it wrote). */
   private remember(d: Digest, data: Uint8Array): void {
     if (this.recent.has(d)) return;

@@ -283,6 +283,8 @@ export class DirFd extends RightsFd {
 /** A regular file of a guest filesystem, with its own position and flags. */
 export class FileFd extends RightsFd {
   position = 0;
+  /** GuestFile.write copies what it keeps: writes are handed views of guest memory. */
+  readonly writesCopied = true;
   constructor(readonly ctx: FsFdContext, readonly file: GuestFile, rightsBase: bigint, rightsInheriting: bigint, public flags: number) {
     super(rightsBase, rightsInheriting);
   }

@@ -7,6 +7,7 @@ export interface GuestFile {
   read(offset: number, length: number, view?: boolean): Uint8Array;
   /** Optional: reads straight into `dest` (guest memory), returning the byte count. */
   readInto?(offset: number, dest: Uint8Array): number;
+  /** `data` may be a view of guest memory, valid only during the call: what is kept must be copied. */
   write(offset: number, data: Uint8Array): void;
   truncate(size: number): void;
   stat(): Stat;

@@ -7,6 +7,8 @@ import { Dirent, Fd, Fdstat, Filestat } from './fd.js';
 interface DirectReads {
   fd_read_into?(dest: Uint8Array): { ret: number; n: number } | null;
   fd_pread_into?(dest: Uint8Array, offset: bigint): { ret: number; n: number } | null;
+  /** True when the fd is done with the bytes it is given once fd_write/fd_pwrite returns: it is handed a view of guest memory, not a copy. */
+  readonly writesCopied?: boolean;
 }
 
 /** Thrown by proc_exit: unwinds the guest and carries its exit code. */
@@ -363,6 +365,7 @@ export class WasiHost {
       self.need(nPtr, 4);
       if (offset !== null && offset < 0n) return Errno.INVAL;
       let n = 0;
+      const view = (f as DirectReads).writesCopied === true;
       outer: for (let i = 0; i < count; i++) {
         const [ptr, len] = self.iov(iovs, i);
         if (len === 0 && offset === null) continue;
@@ -370,8 +373,8 @@ export class WasiHost {
         do {
           const want = Math.min(len - done, IO_CHUNK, 0xffffffff - n);
           if (want === 0 && len !== 0) break outer;
-          // A copy: an fd may keep what it is given, and guest memory changes.
-          const data = self.bytes(ptr + done, want).slice();
+          // A copy unless the fd copies itself: an fd may keep what it is given, and guest memory changes.
+          const data = view ? self.bytes(ptr + done, want) : self.bytes(ptr + done, want).slice();
           const { ret, nwritten } = offset === null ? f.fd_write(data) : f.fd_pwrite(data, offset);
           if (ret !== Errno.SUCCESS) {
             if (n > 0) break outer;

@@ -89,7 +89,8 @@ async function expectDurable(box: string): Promise<void> {
 const GUEST_ARGS = ['sync', 'hold', '/kept.bin', String(KEPT), '/lost.bin'];
 
 const modes: Array<{ name: string; cmd: (box: string, host: string) => string[] }> = [
-  { name: 'layerbox run --box (CLI, a worker)', cmd: (box) => [process.execPath, CLI, '--store', store, 'run', '--box', box, SYNC, '--', ...GUEST_ARGS.slice(1)] },
+  { name: 'layerbox run --box (CLI, the guest on its main thread)', cmd: (box) => [process.execPath, CLI, '--store', store, 'run', '--box', box, SYNC, '--', ...GUEST_ARGS.slice(1)] },
+  { name: 'layerbox run --box --timeout (CLI, the guest in a worker)', cmd: (box) => [process.execPath, CLI, '--store', store, 'run', '--box', box, '--timeout', '600', SYNC, '--', ...GUEST_ARGS.slice(1)] },
   { name: 'layerbox run --box with a host mount (--dir)', cmd: (box, host) => [process.execPath, CLI, '--store', store, 'run', '--box', box, '--dir', `${host}::/data`, SYNC, '--', ...GUEST_ARGS.slice(1)] },
   { name: 'box.run(bytes) from a Node script', cmd: (box) => [process.execPath, SCRIPT, store, box, SYNC, 'bytes', '--', ...GUEST_ARGS] },
   { name: 'box.run(a compiled module) from a Node script (no worker runner)', cmd: (box) => [process.execPath, SCRIPT, store, box, SYNC, 'module', '--', ...GUEST_ARGS] },
