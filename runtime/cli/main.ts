@@ -2,8 +2,12 @@ import { open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FsError, LayerboxError, type LayerboxCode, codeOfHostError, type NodeStore, describeErrno, errnoOf, copyIntoBox, copyOutOfBox, exportBundleToFile, exportOciArchiveToFile, importBundleFile, importOciArchive, openStore, pullFromRegistry, pushToRegistry, runInProcess, runInWorker, shortDigest, type WorkerRequest } from '../node/index.js';
-import { startPlaygroundServer } from '../node/playground-server.js';
+import { FsError, LayerboxError, type LayerboxCode, codeOfHostError, describeErrno, errnoOf, shortDigest } from '../../src/index.js';
+import { runInProcess } from '../node/run-here.js';
+import { type WorkerRequest, runInWorker } from '../node/run.js';
+import { type NodeStore, openStore } from '../node/store.js';
+// What only some commands need (registries, OCI archives, host copies, the playground server) loads when they run.
+const oci = () => import('../node/oci.js');
 import { Progress } from './progress.js';
 
 const USAGE = `usage: layerbox [--store DIR] COMMAND [ARGS]
@@ -291,7 +295,7 @@ async function playgroundCmd(argv: string[]): Promise<void> {
   const port = raw === undefined ? DEFAULT_PLAYGROUND_PORT : Number(raw);
   // The bundled CLI is dist/cli.js: dist/ is next to it.
   const dist = dirname(fileURLToPath(import.meta.url));
-  const server = await startPlaygroundServer({ dist, port });
+  const server = await (await import('../node/playground-server.js')).startPlaygroundServer({ dist, port });
   out(`Playground: ${server.url}`);
   await new Promise<void>((done) => {
     const stop = () => {
@@ -339,12 +343,12 @@ async function main(argv: string[]): Promise<void> {
         if (dst) {
           await store.withBox(dst[0], async () => {
             const box = await store.openBox(dst[0]);
-            await copyIntoBox(box, p[0]!, dst[1]);
+            await (await import('../node/copy.js')).copyIntoBox(box, p[0]!, dst[1]);
             await box.flush();
           });
         } else {
           const box = await store.openBox(src![0]);
-          await copyOutOfBox(box, src![1], p[1]!);
+          await (await import('../node/copy.js')).copyOutOfBox(box, src![1], p[1]!);
         }
         return;
       }
@@ -395,10 +399,10 @@ async function main(argv: string[]): Promise<void> {
         // A box's journal (left by a run that was stopped) is folded in first: the bundle holds every synced change.
         for (const b of boxes) await store.withBox(b, async () => void (await store.checkpoint(b, await store.boxRecord(b))));
         // Streamed to the file: an image may hold files far bigger than memory.
-        if (format === 'layerbox') await exportBundleToFile(store, { images: p, boxes }, v.output as string);
+        if (format === 'layerbox') await (await oci()).exportBundleToFile(store, { images: p, boxes }, v.output as string);
         else {
           if (boxes.length) throw new UsageError(`--format ${format} exports images only; commit a box first`);
-          await exportOciArchiveToFile(store, p, format, v.output as string);
+          await (await oci()).exportOciArchiveToFile(store, p, format, v.output as string);
         }
         return;
       }
@@ -415,7 +419,7 @@ async function main(argv: string[]): Promise<void> {
           }
         };
         if (st.isDirectory()) {
-          const imgs = await importOciArchive(store, src, { tag });
+          const imgs = await (await oci()).importOciArchive(store, src, { tag });
           if (!imgs) throw new LayerboxError(`${src} is not an OCI image layout (no oci-layout and index.json); to import a directory tree use: image import DIR --tag NAME`, { code: 'INVALID' });
           return printImages(imgs);
         }
@@ -426,25 +430,25 @@ async function main(argv: string[]): Promise<void> {
         const name = new TextDecoder().decode(first.subarray(0, 100)).replace(/\0[^]*$/, '');
         const isBundle = first.length === 512 && name === 'layerbox-bundle.json' && new TextDecoder().decode(first.subarray(257, 262)) === 'ustar';
         if (isBundle) {
-          const idx = await importBundleFile(store, src);
+          const idx = await (await import('../node/bundle.js')).importBundleFile(store, src);
           printImages(idx.images);
           for (const b of idx.boxes) out(`box ${b.name}`);
           return;
         }
-        const imgs = await importOciArchive(store, src, { tag });
+        const imgs = await (await oci()).importOciArchive(store, src, { tag });
         if (imgs) return printImages(imgs);
         out(await store.importTar(src, { tag }));
         return;
       }
       case 'push': {
         const { v, p } = args(rest, NET_FLAGS, [2, 2]);
-        const r = await pushToRegistry(store, p[0]!, p[1]!, netOptions(v));
+        const r = await (await oci()).pushToRegistry(store, p[0]!, p[1]!, netOptions(v));
         out(`pushed ${p[1]} (manifest ${r.manifest}): ${r.uploaded} blob${r.uploaded === 1 ? '' : 's'} uploaded, ${r.skipped} already there`);
         return;
       }
       case 'pull': {
         const { v, p } = args(rest, { tag: { type: 'string', short: 't' }, ...NET_FLAGS }, [1, 1]);
-        const r = await pullFromRegistry(store, p[0]!, { tag: v.tag as string | undefined, ...netOptions(v) });
+        const r = await (await oci()).pullFromRegistry(store, p[0]!, { tag: v.tag as string | undefined, ...netOptions(v) });
         if (r.note) process.stderr.write(`note: ${r.note}\n`);
         out(`${r.digest} ${r.tag}`);
         return;

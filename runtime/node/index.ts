@@ -2,12 +2,6 @@
  * layerbox for Node: the core plus the local directory store and host
  * imports. `openStore('memory:')` or `openStore('/path/to/store')`.
  */
-import { type Digest, type ImportOptions, MemoryBackend, Store, type StoreOptions, type Backend } from '../../src/index.js';
-import { DirBackend, openDirBackend } from './dir-backend.js';
-import { runInWorker } from './run.js';
-import { nodeClock, nodeHasher } from './host.js';
-import { type HostImportOptions, addHostDirectory, addTar } from './import.js';
-
 export * from '../../src/index.js';
 export { copyIntoBox, copyOutOfBox } from './copy.js';
 export { importBundleFile } from './bundle.js';
@@ -17,33 +11,5 @@ export { HostFs } from './host-fs.js';
 export { stderrHostErrors } from './host-error.js';
 export { runInWorker, TIMEOUT_EXIT, type WorkerRequest } from './run.js';
 export { runInProcess } from './run-here.js';
-
-/** A store with the Node host's imports. */
-export class NodeStore extends Store {
-  /** Imports a host directory as a one-layer image; returns its digest. */
-  importDirectory(dir: string, opts: ImportOptions & HostImportOptions = {}): Promise<Digest> {
-    return this.importLayer((b) => addHostDirectory(b, dir, opts), { createdBy: `layerbox image import ${dir}`, ...opts });
-  }
-
-  /** Imports a tar (or .tar.gz) as a one-layer image. */
-  importTar(file: string, opts: ImportOptions & HostImportOptions = {}): Promise<Digest> {
-    return this.importLayer((b) => addTar(b, file, opts), { createdBy: `layerbox image import ${file}`, ...opts });
-  }
-}
-
-/** Opens a store: `memory:` or a directory path (created if missing). */
-export async function openStore(target: string, opts: StoreOptions & { create?: boolean } = {}): Promise<NodeStore> {
-  const o = { hasher: nodeHasher, clock: nodeClock, ...opts };
-  const backend: Backend = target === 'memory:' ? new MemoryBackend(o.hasher) : await openDirBackend(target, { create: opts.create });
-  const store = new NodeStore(backend, o);
-  if (backend instanceof DirBackend) {
-    // Over a directory store, guests run in a worker that opens the store itself, so a timeout can stop them.
-    store.runner = async (box, wasm, opts) => {
-      if (box.name === null || opts.mounts?.length || (opts.stdin !== undefined && typeof opts.stdin !== 'string' && !(opts.stdin instanceof Uint8Array)) || !(wasm instanceof Uint8Array) || opts.extraFds?.length) return null;
-      const stdin = typeof opts.stdin === 'string' ? new TextEncoder().encode(opts.stdin) : opts.stdin;
-      return runInWorker({ store: backend.location, box: box.name, program: wasm, args: opts.args ?? ['main'], env: (opts.env ?? []).slice(box.config.env.length), dirs: [], stdio: 'pipe', stdin }, { timeoutMs: opts.timeoutMs, onStdout: opts.stdout, onStderr: opts.stderr });
-    };
-  }
-  return store;
-}
+export { NodeStore, openStore } from './store.js';
 export { exportOciArchive, exportOciArchiveToFile, exportBundleToFile, importOciArchive, deterministicGzip, tarReader, dirReader, pushToRegistry, pullFromRegistry , gunzipStream, deterministicGzipStream, nodeFetch, fileSpool } from './oci.js';

@@ -2,7 +2,7 @@ import { closeSync } from 'node:fs';
 import type { Store } from '../../src/index.js';
 import { runGuest } from './guest.js';
 import { openMountRoot } from './host-fs.js';
-import { openStore } from './index.js';
+import { openStore } from './store.js';
 import type { WorkerRequest } from './run.js';
 
 /**

@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { LayerboxError, errnoOf } from '../../src/index.js';
 import { runGuest } from './guest.js';
-import { openStore } from './index.js';
+import { openStore } from './store.js';
 import type { WorkerRequest, WorkerMessage } from './run.js';
 
 const req = workerData as WorkerRequest;
