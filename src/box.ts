@@ -14,6 +14,9 @@ import { type GuestIo, type Mount, type RunResult, guestFds, runModule } from '.
 import { WasiHost } from './wasi/host.js';
 import type { Store } from './store/store.js';
 
+/** Journal size from which a lazy flush folds the journal into the store anyway (the size from which it would be compacted). */
+export const FOLD_AFTER_BYTES = 32 << 20;
+
 /** Options of `box.run`. */
 export type RunOptions = Omit<GuestIo, 'stdin'> & {
   /** Bytes up front, a blocking pull function, or (worker runs) a stream fed while the guest runs. */
@@ -172,8 +175,11 @@ export class Box {
    * (its upper as one snapshot, its chunks in a pack) and points the box at
    * it. A failure (a full disk, a quota) throws, and the box loses nothing:
    * what was not stored stays in memory, and a later flush retries.
+   * `lazy`: a journal kept in a store file and still under FOLD_AFTER_BYTES
+   * stays as it is, durable, for the next fold (a run's end does this: its
+   * cost then follows what the run changed, not the size of the upper).
    */
-  async flush(): Promise<void> {
+  async flush(opts: { lazy?: boolean } = {}): Promise<void> {
     if (this.name === null) return;
     const page = this.journal?.source instanceof PageJournalLog ? this.journal.source : null;
     try {
@@ -183,6 +189,8 @@ export class Box {
       } finally {
         if (page) page.flushing = false;
       }
+      // Durable in a journal of the store's own (a file): a small one is left for the next fold (commit, fork, export, or a run that finds it large).
+      if (opts.lazy && !page && this.journal && this.journal.size < FOLD_AFTER_BYTES) return;
       this.record = await this.store.checkpoint(this.name, this.record, this.journal?.source);
     } catch (e) {
       const errno = errnoOf(e);

@@ -263,7 +263,7 @@ async function runCmd(store: NodeStore, argv: string[]): Promise<void> {
   if (v.box) await store.boxRecord(v.box as string);
   else await store.resolveImage(v.image as string);
   const name = (bp ? bp[1] : program).split('/').pop()!;
-  const req: WorkerRequest = { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit', maxMemoryBytes, cacheBytes };
+  const req: WorkerRequest = { store: store.backend.location, box: v.box as string | undefined, image: v.image as string | undefined, program, args: [name, ...p.slice(1)], env, dirs, stdio: 'inherit', stdin: 'inherit', maxMemoryBytes, cacheBytes, lazyFlush: true };
   // With nothing to stop it, the guest runs on this thread: no worker to start. A timeout needs a worker it can terminate.
   const work = () => timeout === undefined
     ? runInProcess(req, cacheBytes === undefined ? store : undefined)

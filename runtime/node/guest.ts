@@ -88,7 +88,7 @@ export async function runGuest(req: WorkerRequest, store: Store, pipe?: (which: 
       // Files the guest left open in a host mount (worker threads share the process's descriptors).
       for (const m of hostMounts) m.fs.close();
     }
-    await box.flush();
+    await box.flush({ lazy: req.lazyFlush });
     return { exitCode: r.exitCode, trap: r.trap };
   } finally {
     box.close();

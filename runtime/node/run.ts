@@ -23,6 +23,8 @@ export interface WorkerRequest {
   maxMemoryBytes?: number;
   /** Bytes of written data the box keeps in memory before they spill to its journal (default 64 MiB). */
   cacheBytes?: number;
+  /** At the end, leave a small journal as it is (durable) instead of folding it into the store (see Box.flush). */
+  lazyFlush?: boolean;
 }
 
 export type WorkerMessage =
