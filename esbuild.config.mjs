@@ -3,13 +3,16 @@
 // playground page (dist/playground/app.js plus its index.html and CSS).
 // Types come from `tsc -p tsconfig.build.json`; the playground's images from
 // scripts/build-playground.mjs.
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
 const common = { bundle: true, format: 'esm', sourcemap: true, target: 'es2022', logLevel: 'warning' };
 const nodeBanner = { js: "import { createRequire as __lbCreateRequire } from 'node:module'; const require = __lbCreateRequire(import.meta.url);" };
 const PLAYGROUND = 'examples/playground';
 const hasPlayground = existsSync(`${PLAYGROUND}/app.ts`);
+
+// The CLI's chunks are named by content: old ones would pile up.
+rmSync('dist/cli-chunks', { recursive: true, force: true });
 
 await Promise.all([
   build({ ...common, platform: 'node', entryPoints: { node: 'runtime/node/index.ts' }, outdir: 'dist', banner: nodeBanner }),
