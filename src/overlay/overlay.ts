@@ -360,7 +360,14 @@ export class Overlay {
    */
   private reserveBytes(leaf: Leaf, newSize: number, wFrom: number, wTo: number): number {
     if (leaf.kind !== 'file' || (leaf.layer === UPPER && leaf.nlink <= 0)) return 0;
-    const cs = this.content.chunkSize, old = leaf.size, base = this.fileBase(leaf);
+    const cs = this.content.chunkSize, old = leaf.size;
+    if (newSize === old && wTo > wFrom && leaf.layer === UPPER) {
+      // The common case (a database rewriting its pages): chunks the file already owns, same size: no change in cost.
+      let owned = true;
+      for (let k = Math.floor(wFrom / cs), last = Math.floor((wTo - 1) / cs); k <= last && owned; k++) owned = leaf.chunks.get(k) instanceof Uint8Array;
+      if (owned) return 0;
+    }
+    const base = this.fileBase(leaf);
     const oldN = Math.ceil(old / cs), newN = Math.ceil(newSize / cs);
     let lo = Infinity, hi = -1;
     const wf = Math.floor(wFrom / cs), wl = Math.floor((wTo - 1) / cs);

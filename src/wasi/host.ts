@@ -110,32 +110,42 @@ export class WasiHost {
     for (const [k, f] of Object.entries(imports)) {
       // proc_exit's code is the guest's own int; everything else is unsigned.
       const unsigned = k !== 'proc_exit';
-      // Fixed parameters, not a rest array: this runs on every syscall. No import has more than 9.
-      imports[k] = (a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f5?: unknown, g?: unknown, h?: unknown, i?: unknown) => {
-        if (unsigned) (a = u(a)), (b = u(b)), (c = u(c)), (d = u(d)), (e = u(e)), (f5 = u(f5)), (g = u(g)), (h = u(h)), (i = u(i));
-        let r: number | void = undefined;
-        try {
-          r = f(a, b, c, d, e, f5, g, h, i);
-        } catch (x) {
-          if (x instanceof WasiExit) throw x;
-          // Never a trap for the guest: its memory is its own fault, the rest the host's (EIO).
-          r = x === FAULT ? Errno.FAULT : x instanceof FsError ? x.errno : Errno.IO;
-          if (x !== FAULT && !(x instanceof FsError) && onHostError) {
-            try {
-              onHostError(k, x);
-            } catch {
-              /* the report must not become the guest's failure */
-            }
-          }
-        } finally {
-          if (trace) {
-            const args = [a, b, c, d, e, f5, g, h, i];
-            while (args.length && args[args.length - 1] === undefined) args.pop();
-            trace(k, args, r);
+      /** What a failed call returns: never a trap for the guest (its memory is its own fault, the rest the host's: EIO). */
+      const failed = (x: unknown): number => {
+        if (x instanceof WasiExit) throw x;
+        if (x !== FAULT && !(x instanceof FsError) && onHostError) {
+          try {
+            onHostError(k, x);
+          } catch {
+            /* the report must not become the guest's failure */
           }
         }
-        return r;
+        return x === FAULT ? Errno.FAULT : x instanceof FsError ? x.errno : Errno.IO;
       };
+      imports[k] = trace
+        ? (a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f5?: unknown, g?: unknown, h?: unknown, i?: unknown) => {
+            if (unsigned) (a = u(a)), (b = u(b)), (c = u(c)), (d = u(d)), (e = u(e)), (f5 = u(f5)), (g = u(g)), (h = u(h)), (i = u(i));
+            let r: number | void = undefined;
+            try {
+              r = f(a, b, c, d, e, f5, g, h, i);
+            } catch (x) {
+              r = failed(x);
+            } finally {
+              const args = [a, b, c, d, e, f5, g, h, i];
+              while (args.length && args[args.length - 1] === undefined) args.pop();
+              trace(k, args, r);
+            }
+            return r;
+          }
+        : // Fixed parameters, not a rest array: this runs on every syscall. No import has more than 9.
+          (a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, f5?: unknown, g?: unknown, h?: unknown, i?: unknown) => {
+            if (unsigned) (a = u(a)), (b = u(b)), (c = u(c)), (d = u(d)), (e = u(e)), (f5 = u(f5)), (g = u(g)), (h = u(h)), (i = u(i));
+            try {
+              return f(a, b, c, d, e, f5, g, h, i);
+            } catch (x) {
+              return failed(x);
+            }
+          };
     }
     this.wasiImport = imports;
   }
