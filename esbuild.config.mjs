@@ -18,7 +18,7 @@ await Promise.all([
   build({ ...common, platform: 'node', entryPoints: { node: 'runtime/node/index.ts' }, outdir: 'dist', banner: nodeBanner }),
   build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/node/worker.ts' }, outdir: 'dist', banner: nodeBanner }),
   // Split: what only some commands need (registries, OCI, the playground server) is in chunks loaded when they run.
-  build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli/main.ts' }, outdir: 'dist', splitting: true, chunkNames: 'cli-chunks/[name]-[hash]', banner: { js: '#!/usr/bin/env node\n' + nodeBanner.js } }),
+  build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli/main.ts' }, outdir: 'dist', splitting: true, chunkNames: 'cli-chunks/[name]-[hash]', minifyWhitespace: true, minifySyntax: true, banner: { js: '#!/usr/bin/env node\n' + nodeBanner.js } }),
   build({ ...common, platform: 'neutral', entryPoints: { core: 'src/index.ts' }, outdir: 'dist', mainFields: ['module', 'main'] }),
   build({ ...common, platform: 'browser', entryPoints: { browser: 'runtime/browser/index.ts' }, outdir: 'dist' }),
   build({ ...common, platform: 'browser', entryPoints: { 'browser-worker': 'runtime/browser/worker.ts' }, outdir: 'dist' }),
