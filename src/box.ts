@@ -306,15 +306,15 @@ class PageJournalLog extends MemoryJournalLog {
   constructor() {
     super(false);
   }
-  override append(bytes: Uint8Array, durable: boolean): void {
-    super.append(bytes, durable && !this.flushing);
+  override append(parts: readonly Uint8Array[], durable: boolean): void {
+    super.append(parts, durable && !this.flushing);
   }
   /** The stored journal this one copies: it goes when this one is folded in (removed). */
   private stored: JournalSource | null = null;
   /** A copy of a stored journal, read a piece at a time. */
   static async load(src: JournalSource): Promise<PageJournalLog> {
     const log = new PageJournalLog();
-    for (let at = 0; at < src.size; at += 1 << 20) log.append(await src.read(at, Math.min(1 << 20, src.size - at)), false);
+    for (let at = 0; at < src.size; at += 1 << 20) log.append([await src.read(at, Math.min(1 << 20, src.size - at))], false);
     log.stored = src;
     return log;
   }

@@ -57,15 +57,14 @@ function writeAll(fd: number, b: Uint8Array): void {
  * owns. The box is flushed (made durable and checkpointed) before this returns.
  */
 export async function runGuest(req: WorkerRequest, store: Store, pipe?: (which: 'stdout' | 'stderr', data: Uint8Array) => void): Promise<{ exitCode: number; trap?: string }> {
+  const inBox = typeof req.program === 'string' ? /^([A-Za-z0-9][A-Za-z0-9._-]*):(\/.*)$/.exec(req.program) : null;
+  const compile = (wasm: Uint8Array) => WebAssembly.compile(req.maxMemoryBytes === undefined ? wasm : capMemory(wasm, req.maxMemoryBytes));
+  // A program from the host (or given as bytes) compiles on V8's threads while the box opens.
+  const early = inBox ? null : compile(typeof req.program === 'string' ? new Uint8Array(fs.readFileSync(req.program)) : req.program as Uint8Array);
+  early?.catch(() => {}); // awaited below; a box that fails to open first must not leave it unhandled
   const box = req.box ? await store.openBox(req.box) : await store.ephemeralBox(req.image!);
   try {
-    let wasm: Uint8Array;
-    if (typeof req.program === 'string') {
-      const m = /^([A-Za-z0-9][A-Za-z0-9._-]*):(\/.*)$/.exec(req.program);
-      wasm = m ? (m[1] === req.box ? box : await store.openBox(m[1]!)).fs.readFile(m[2]!) : new Uint8Array(fs.readFileSync(req.program));
-    } else wasm = req.program;
-    if (req.maxMemoryBytes !== undefined) wasm = capMemory(wasm, req.maxMemoryBytes);
-    const module = await WebAssembly.compile(wasm);
+    const module = early ? await early : await compile((inBox![1] === req.box ? box : await store.openBox(inBox![1]!)).fs.readFile(inBox![2]!));
     const write = (fd: number, which: 'stdout' | 'stderr') => (b: Uint8Array) => {
       if (req.stdio === 'inherit' || !pipe) writeAll(fd, b);
       else pipe(which, b.slice());

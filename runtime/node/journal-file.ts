@@ -73,11 +73,20 @@ export class FileJournalLog implements JournalLog {
     return out;
   }
 
-  append(bytes: Uint8Array, durable: boolean): void {
+  append(parts: readonly Uint8Array[], durable: boolean): void {
     const at = this.size;
     const fd = this.open(true)!;
+    let total = 0;
+    for (const p of parts) total += p.length;
     try {
-      for (let done = 0; done < bytes.length;) done += fs.writeSync(fd, bytes, done, bytes.length - done, at + done);
+      // One gathered write; what a short one left (past the system's iovec limit, say) goes part by part.
+      let done = parts.length ? fs.writevSync(fd, parts as Uint8Array[], at) : 0;
+      let start = 0;
+      for (const p of parts) {
+        const end = start + p.length;
+        while (done < end) done += fs.writeSync(fd, p, done - start, end - done, at + done);
+        start = end;
+      }
       if (durable) fs.fdatasyncSync(fd);
     } catch (e) {
       // What a failed append left goes, where the disk lets it: the next one starts at the old end anyway.
@@ -85,7 +94,7 @@ export class FileJournalLog implements JournalLog {
       this.bytes = at;
       throw e;
     }
-    this.bytes = at + bytes.length;
+    this.bytes = at + total;
   }
 
   replace(parts: Iterable<Uint8Array>): void {

@@ -60,7 +60,9 @@ export class FileContent {
   private own(f: FileNode, k: number): Uint8Array {
     const c = f.chunks.get(k);
     if (c instanceof Uint8Array) return c;
-    const out = new Uint8Array(this.covered(f.size, k));
+    const len = this.covered(f.size, k);
+    // The partial last chunk of a file past one chunk (a database growing by pages) gets a whole chunk's room at once.
+    const out = len < this.chunkSize && k > 0 && (k + 1) * this.chunkSize > f.size ? new Uint8Array(new ArrayBuffer(this.chunkSize), 0, len) : new Uint8Array(len);
     if (c !== undefined) out.set(this.chunkData(f, k));
     f.chunks.set(k, out);
     this.onChunk(f, k, out.length);
@@ -78,8 +80,8 @@ export class FileContent {
       out = new Uint8Array(old.buffer, 0, len);
       if (len > old.length) out.fill(0, old.length);
     } else {
-      // Room for growth doubles, up to a chunk: appends cost O(bytes), not O(chunk) each.
-      const cap = len > old.length ? Math.min(this.chunkSize, Math.max(len, 2 * old.length)) : len;
+      // Room for growth doubles, up to a chunk (at once past the first chunk): appends cost O(bytes), not O(chunk) each.
+      const cap = len > old.length ? (k > 0 ? this.chunkSize : Math.min(this.chunkSize, Math.max(len, 2 * old.length))) : len;
       out = new Uint8Array(new ArrayBuffer(cap), 0, len);
       out.set(old.subarray(0, len));
     }

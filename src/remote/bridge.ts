@@ -243,8 +243,8 @@ export class BridgeJournalLog implements JournalLog {
     }
     this.bytes = this.bridge.call({ t: 'journal', op, id: this.id, durable, last: true }, held ?? new Uint8Array()).num;
   }
-  append(bytes: Uint8Array, durable: boolean): void {
-    this.send('append', [bytes], durable);
+  append(parts: readonly Uint8Array[], durable: boolean): void {
+    this.send('append', parts, durable);
   }
   replace(parts: Iterable<Uint8Array>): void {
     this.send('replace', parts, true);

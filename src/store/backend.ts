@@ -131,12 +131,12 @@ export interface JournalSource {
 export interface JournalLog extends JournalSource {
   read(offset: number, length: number): Uint8Array;
   /**
-   * Writes `bytes` at offset `size`. With `durable`, returns only once they
-   * and everything before them are on stable storage. On failure it throws
-   * (a host error carrying its errno code: ENOSPC, EDQUOT, EIO) and `size`
-   * keeps its old value: the next append overwrites what a failed one left.
+   * Writes `parts`, in order, at offset `size`. With `durable`, returns only
+   * once they and everything before them are on stable storage. On failure it
+   * throws (a host error carrying its errno code: ENOSPC, EDQUOT, EIO) and
+   * `size` keeps its old value: the next append overwrites what a failed one left.
    */
-  append(bytes: Uint8Array, durable: boolean): void;
+  append(parts: readonly Uint8Array[], durable: boolean): void;
   /** Atomically and durably replaces the whole log with `parts` (streamed: they may be large). */
   replace(parts: Iterable<Uint8Array>): void;
   remove(): void;

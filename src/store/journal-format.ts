@@ -123,10 +123,10 @@ export function batchParts(salt: Uint8Array, seq: number, chunks: readonly Batch
   return { parts: parts(), at, length: BATCH_HEAD + payload + 4 };
 }
 
-/** One batch as bytes (small batches: a sync's changes, a spill). */
-export function encodeBatch(salt: Uint8Array, seq: number, chunks: ReadonlyArray<{ digest: Digest; data: Uint8Array }>, meta: Uint8Array | null): { bytes: Uint8Array; at: number[] } {
+/** One batch as its parts, all in memory (a sync's changes, a spill): written with one gathered write, not copied into one buffer. */
+export function encodeBatch(salt: Uint8Array, seq: number, chunks: ReadonlyArray<{ digest: Digest; data: Uint8Array }>, meta: Uint8Array | null): { parts: Uint8Array[]; at: number[]; length: number } {
   const b = batchParts(salt, seq, chunks.map((c) => ({ digest: c.digest, length: c.data.length, data: c.data })), meta);
-  return { bytes: concat([...b.parts]), at: b.at };
+  return { parts: [...b.parts], at: b.at, length: b.length };
 }
 
 // ---- what a META record says ----------------------------------------------------------

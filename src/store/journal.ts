@@ -310,11 +310,11 @@ export class BoxJournal implements OverlayJournal {
     if (!fresh.length && !meta) return;
     try {
       if (!this.end) this.start();
-      const { bytes, at } = encodeBatch(this.salt, this.seq + 1, fresh, meta);
+      const { parts, at, length } = encodeBatch(this.salt, this.seq + 1, fresh, meta);
       if (this.log.size !== this.end) this.log.replace(this.prefix());
-      this.log.append(bytes, durable);
+      this.log.append(parts, durable);
       fresh.forEach((c, i) => this.index.set(c.digest, { offset: this.end + at[i]!, length: c.data.length }));
-      this.end += bytes.length;
+      this.end += length;
       this.seq++;
     } catch (e) {
       throw asFsError(e, what);
@@ -420,15 +420,19 @@ export class MemoryJournalLog implements JournalLog {
     if (offset < 0 || offset + length > this.used) throw new LayerboxError(`journal read past its end (${offset}+${length} of ${this.used})`, { code: 'CORRUPT' });
     return this.bytes.slice(offset, offset + length);
   }
-  append(bytes: Uint8Array, durable: boolean): void {
+  append(parts: readonly Uint8Array[], durable: boolean): void {
     if (durable && !this.durableOk) throw new FsError(Errno.NOTSUP, 'fsync: this box is kept in memory until it is flushed (run guests in a worker to make fsync durable)');
-    if (this.used + bytes.length > this.bytes.length) {
-      const grown = new Uint8Array(Math.max(this.used + bytes.length, this.bytes.length * 2));
+    let n = 0;
+    for (const p of parts) n += p.length;
+    if (this.used + n > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.used + n, this.bytes.length * 2));
       grown.set(this.bytes.subarray(0, this.used));
       this.bytes = grown;
     }
-    this.bytes.set(bytes, this.used);
-    this.used += bytes.length;
+    for (const p of parts) {
+      this.bytes.set(p, this.used);
+      this.used += p.length;
+    }
   }
   replace(parts: Iterable<Uint8Array>): void {
     const all = concat([...parts]);

@@ -1,7 +1,6 @@
 import { digestOf, type Digest, type Hasher, defaultHasher } from '../digest.js';
 import { LayerboxError } from '../errno.js';
 import { type Backend, type BackendStats, type BlobProblem, type AsyncJournalLog, type JournalLog, type JournalSource, type RefsDoc, emptyRefs, Mutex } from './backend.js';
-import { concatBytes } from '../text.js';
 import { MemoryJournalLog } from './journal.js';
 
 /** Blobs and refs in memory: tests and ephemeral runs. */
@@ -75,7 +74,7 @@ export class MemoryBackend implements Backend {
       read: async (offset, length) => log.read(offset, length),
       append: async (parts, durable) => {
         const all = await gather(parts);
-        log.append(all.length === 1 ? all[0]! : concatBytes(all), durable);
+        log.append(all, durable);
       },
       replace: async (parts) => log.replace(await gather(parts)),
       remove: async () => log.remove(),

@@ -25,7 +25,7 @@ function enospc(what: string): Error {
 
 interface JournalLog {
   readonly size: number;
-  append(bytes: Uint8Array, durable: boolean): void;
+  append(parts: readonly Uint8Array[], durable: boolean): void;
   read(offset: number, length: number): Uint8Array;
   replace(parts: Uint8Array[]): void;
   remove(): void;
@@ -58,12 +58,12 @@ function failOnDemand(store: NodeStore): { on: boolean; attempts: number } {
         get size() {
           return j.size;
         },
-        append(bytes, durable) {
+        append(parts, durable) {
           if (failing.on) {
             failing.attempts++;
             throw enospc(`appending to the journal of ${box}`);
           }
-          j.append(bytes, durable);
+          j.append(parts, durable);
         },
         read: (offset, length) => j.read(offset, length),
         replace(parts) {
