@@ -11,6 +11,8 @@ import { DirFd, Errno, WasiHost, memoryStore, openStore } from '../runtime/node/
 const exec = promisify(execFile);
 const CLI = resolve('dist/cli.js');
 const GUEST = resolve('test/wasi/build/guest.wasm');
+/** The write-path benchmark's guest (bench/writes.c): `stream PATH MIB` writes MIB MiB in 64 KiB writes. */
+const WRITES = resolve('bench/writes.wasm');
 let tmp: string;
 let store: string;
 
@@ -106,6 +108,42 @@ describe('layerbox run (built CLI)', () => {
     await untilWritten(async () => box, 'lose /lost.txt volatile');
     expect((await lb(['diff', box])).stdout).toBe('A /kept.txt\n');
     expect((await lb(['cat', `${box}:/kept.txt`])).stdout).toBe('durable');
+  });
+
+  it('leaves a small journal in place, durable, and folds it when the box is forked, exported or committed', async () => {
+    const journal = join(store, 'journals', 'lazy.jnl');
+    expect((await lb(['box', 'create', 'lazy', '--image', 'base'])).code).toBe(0);
+    expect((await lb(['run', '--box', 'lazy', GUEST, '--', 'write', '/one.txt', 'first'])).code).toBe(0);
+    // The run's changes stay in the journal: the next run, cat and diff read them from there.
+    expect(existsSync(journal)).toBe(true);
+    expect((await lb(['run', '--box', 'lazy', GUEST, '--', 'write', '/two.txt', 'second'])).code).toBe(0);
+    expect((await lb(['run', '--box', 'lazy', GUEST, '--', 'cat', '/one.txt'])).stdout).toBe('first');
+    expect((await lb(['diff', 'lazy'])).stdout).toBe('A /one.txt\nA /two.txt\n');
+    expect((await lb(['fsck'])).code).toBe(0);
+    expect((await lb(['gc'])).code).toBe(0);
+    expect((await lb(['cat', 'lazy:/two.txt'])).stdout).toBe('second');
+    // A fork folds it first: both boxes then stand on the same stored upper.
+    expect((await lb(['box', 'fork', 'lazy', 'lazy2'])).code).toBe(0);
+    expect(existsSync(journal)).toBe(false);
+    expect((await lb(['cat', 'lazy2:/one.txt'])).stdout).toBe('first');
+    expect((await lb(['run', '--box', 'lazy', GUEST, '--', 'write', '/three.txt', 'third'])).code).toBe(0);
+    expect(existsSync(journal)).toBe(true);
+    expect((await lb(['export', 'base', '--box', 'lazy', '-o', join(tmp, 'lazy.lbx')])).code).toBe(0);
+    expect(existsSync(journal)).toBe(false);
+    expect((await lb(['run', '--box', 'lazy', GUEST, '--', 'write', '/four.txt', 'fourth'])).code).toBe(0);
+    expect(existsSync(journal)).toBe(true);
+    expect((await lb(['commit', 'lazy', '--tag', 'lazy:v1'])).code).toBe(0);
+    expect(existsSync(journal)).toBe(false);
+    expect((await lb(['run', '--image', 'lazy:v1', GUEST, '--', 'cat', '/three.txt'])).stdout).toBe('third');
+    expect((await lb(['fsck'])).code).toBe(0);
+  });
+
+  it('folds a journal that has grown past 32 MiB at the end of the run', async () => {
+    expect((await lb(['box', 'create', 'big', '--image', 'base'])).code).toBe(0);
+    const r = await lb(['run', '--box', 'big', WRITES, '--', 'stream', '/big', '40']);
+    expect(r, r.stderr).toMatchObject({ code: 0, stdout: `stream 640 ${40 << 20}\n` });
+    expect(existsSync(join(store, 'journals', 'big.jnl'))).toBe(false);
+    expect((await lb(['ls', 'big:/'])).stdout).toMatch(/big/);
   });
 
   it('refuses bad arguments with one clear line', async () => {
