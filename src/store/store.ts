@@ -626,8 +626,29 @@ export class Store {
     const seen = new Set(problems.map((p) => p.digest));
     const more: BlobProblem[] = [];
     await this.reachable(more);
+    await this.checkJournals(more);
     for (const p of more) if (!seen.has(p.digest)) problems.push(p);
     return { blobs: (await this.backend.stats()).blobs, problems };
+  }
+
+  /** A box's journal not yet folded in: its chunks are checked against their digests, and every chunk its state names must be in it or in the store. */
+  private async checkJournals(problems: BlobProblem[]): Promise<void> {
+    if (!this.backend.readJournal) return;
+    const refs = await this.backend.readRefs();
+    for (const [box, r] of Object.entries(refs.boxes)) {
+      const where = `journal of box ${box}`;
+      try {
+        const src = await this.backend.readJournal(box);
+        if (!src?.size) continue;
+        const scan = await scanJournal(src, (b) => this.digest(b), { verify: true });
+        if (!journalApplies(scan, { box, image: r.image, upper: r.upper, created: r.created }) || !scan.metas.length) continue;
+        const base = r.upper && this.backend.hasBlob(r.upper) ? decodeLayer(await this.backend.getBlob(r.upper), `upper ${r.upper}`, 'upper') : null;
+        const table = replayTable(base, scan.metas, this.chunkSize);
+        for (const c of table ? new Set(chunksOf(table)) : []) if (!scan.chunks.has(c) && !this.backend.hasBlob(c)) problems.push({ digest: c, where, problem: `chunk missing (named by the ${where})` });
+      } catch (e) {
+        problems.push({ where, problem: (e as Error).message });
+      }
+    }
   }
 }
 
