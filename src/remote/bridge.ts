@@ -1,7 +1,7 @@
 import type { Digest } from '../digest.js';
 import { LayerboxError, errnoOf } from '../errno.js';
 import type { AsyncJournalLog, Backend, BackendStats, BlobProblem, JournalLog, RefsDoc } from '../store/backend.js';
-import { fromUtf8, utf8 } from '../text.js';
+import { concatBytes, fromUtf8, utf8 } from '../text.js';
 
 /** The two ends of a worker channel (a Web Worker, a worker_threads Worker, or their `self`/`parentPort`). */
 export interface Port {
@@ -244,7 +244,8 @@ export class BridgeJournalLog implements JournalLog {
     this.bytes = this.bridge.call({ t: 'journal', op, id: this.id, durable, last: true }, held ?? new Uint8Array()).num;
   }
   append(parts: readonly Uint8Array[], durable: boolean): void {
-    this.send('append', parts, durable);
+    // One buffer: the owner stores what each window piece brings as one segment, and a batch's parts are small.
+    this.send('append', [parts.length === 1 ? parts[0]! : concatBytes(parts)], durable);
   }
   replace(parts: Iterable<Uint8Array>): void {
     this.send('replace', parts, true);
