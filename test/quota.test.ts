@@ -236,7 +236,7 @@ describe('guest memory limits', () => {
     expect(() => capMemory(guest().subarray(0, 40), 1 << 20)).toThrow(expect.objectContaining({ code: 'CORRUPT' }));
   });
 
-  it('run --memory stops a hungry guest in its worker; the CLI reports its exit code', async () => {
+  it('run --memory stops a hungry guest; the CLI reports its exit code', async () => {
     const tmp = await mkdtemp(join(tmpdir(), 'layerbox-mem-'));
     try {
       const run = (...argv: string[]) => promisify(execFile)(process.execPath, [CLI, '--store', join(tmp, 's'), ...argv], { env: { ...process.env, LAYERBOX_STORE: '' } }).then((r) => ({ code: 0, ...r }), (e) => ({ code: e.code as number, stdout: e.stdout as string, stderr: e.stderr as string }));
