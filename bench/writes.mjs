@@ -207,7 +207,7 @@ export function writesMarkdown(rows, { esc = (s) => s } = {}) {
 
 export const writesNote =
   'Whole processes, each measured by GNU time: wall time, CPU time (user + system) and peak RSS of the process running the guest. ' +
-  'layerbox: `layerbox --store DIR run ...` (dist/cli.js, its worker thread in the same process) over a directory store; the time includes starting Node, opening the store and the end-of-run flush. ' +
+  'layerbox: `layerbox --store DIR run ...` (dist/cli.js; with no --timeout the guest runs on its main thread) over a directory store; the time includes starting Node, opening the store and the end-of-run flush (a journal under 32 MiB stays as it is, durable; a larger one is folded into the store). ' +
   'node:wasi: `node --no-incremental-marking bench/wasi-child.mjs` with a real directory as / on the same file system (it also counts the guest\'s fsyncs). ' +
   'Store bytes: every file under the store, as du -sb. Ratios: layerbox / node:wasi, below 1 means layerbox is lower. ' +
   'Sizes come from the env vars in the size column (defaults: 36 transactions, 3,000 files, 400 MiB, 1,536 MiB; --quick divides them).';
