@@ -61,12 +61,24 @@ export class FileContent {
     const c = f.chunks.get(k);
     if (c instanceof Uint8Array) return c;
     const len = this.covered(f.size, k);
-    // The partial last chunk of a file past one chunk (a database growing by pages) gets a whole chunk's room at once.
-    const out = len < this.chunkSize && k > 0 && (k + 1) * this.chunkSize > f.size ? new Uint8Array(new ArrayBuffer(this.chunkSize), 0, len) : new Uint8Array(len);
+    // The partial last chunk of a file past one chunk (a database growing by pages) gets its room at once.
+    const out = this.buffer(k, len, k > 0 && len < this.chunkSize ? len : 0);
     if (c !== undefined) out.set(this.chunkData(f, k));
     f.chunks.set(k, out);
     this.onChunk(f, k, out.length);
     return out;
+  }
+
+  /**
+   * A zeroed buffer of `len` bytes for chunk k, with room to grow when `grown`
+   * (the length it grows from; 0: it does not grow) says so. Room doubles, up
+   * to a chunk, so appends cost O(bytes), not O(chunk) each; past the first
+   * chunk (a database growing by pages) it is a whole chunk at once.
+   */
+  private buffer(k: number, len: number, grown: number): Uint8Array {
+    const cs = this.chunkSize;
+    const cap = !grown ? len : k > 0 ? cs : Math.min(cs, Math.max(len, 2 * grown));
+    return cap === len ? new Uint8Array(len) : new Uint8Array(new ArrayBuffer(cap), 0, len);
   }
 
   /** Changes the covered length of chunk k from its length under `oldSize` to `f.size`. */
@@ -80,9 +92,7 @@ export class FileContent {
       out = new Uint8Array(old.buffer, 0, len);
       if (len > old.length) out.fill(0, old.length);
     } else {
-      // Room for growth doubles, up to a chunk (at once past the first chunk): appends cost O(bytes), not O(chunk) each.
-      const cap = len > old.length ? (k > 0 ? this.chunkSize : Math.min(this.chunkSize, Math.max(len, 2 * old.length))) : len;
-      out = new Uint8Array(new ArrayBuffer(cap), 0, len);
+      out = this.buffer(k, len, len > old.length ? old.length : 0);
       out.set(old.subarray(0, len));
     }
     f.chunks.set(k, out);
