@@ -54,7 +54,8 @@ function writeAll(fd: number, b: Uint8Array): void {
  * Runs `req` against `store`. With `stdio: 'pipe'` the guest's output goes to
  * `pipe`; with 'inherit', straight to this process's descriptors 1 and 2.
  * Host mounts use the root descriptors in `req.dirs[i].fd`, which the caller
- * owns. The box is flushed (made durable and checkpointed) before this returns.
+ * owns. The box is flushed before this returns: made durable, and folded
+ * into the store unless `lazyFlush` leaves a small journal (see Box.flush).
  */
 export async function runGuest(req: WorkerRequest, store: Store, pipe?: (which: 'stdout' | 'stderr', data: Uint8Array) => void): Promise<{ exitCode: number; trap?: string }> {
   const inBox = typeof req.program === 'string' ? /^([A-Za-z0-9][A-Za-z0-9._-]*):(\/.*)$/.exec(req.program) : null;
